@@ -1,0 +1,3 @@
+from privft.cli import app
+
+app()
