@@ -1,0 +1,224 @@
+"""Typed settings for a run. Precedence: dataclass defaults < YAML preset < CLI overrides.
+
+Every dataclass validates itself in ``__post_init__`` and collects all problems before raising,
+so one run of a bad config lists everything that needs fixing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+RECIPE_NAMES = ("full", "lora", "dp_sgd", "dp_lora")
+ACCOUNTANT_NAMES = ("rdp", "prv")
+GRAD_SAMPLE_MODES = ("hooks", "functorch")
+BUILTIN_MODEL = "builtin"
+
+
+class ConfigError(ValueError):
+    """Invalid settings; the message lists every invalid value with the fix."""
+
+
+def _raise_if_any(problems: list[str], where: str) -> None:
+    if problems:
+        raise ConfigError(f"invalid {where}:\n  " + "\n  ".join(problems))
+
+
+@dataclass
+class LoRASettings:
+    """LoRA adapters (Hu et al., "LoRA: Low-Rank Adaptation of Large Language Models", 2021)."""
+
+    r: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.0
+    # None picks the attention and MLP projections of the model's architecture.
+    target_modules: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not isinstance(self.r, int) or self.r < 1:
+            problems.append(f"lora.r must be a positive integer, got {self.r!r}")
+        if self.alpha <= 0:
+            problems.append(f"lora.alpha must be positive, got {self.alpha!r}")
+        if not 0 <= self.dropout < 1:
+            problems.append(f"lora.dropout must be in [0, 1), got {self.dropout!r}")
+        _raise_if_any(problems, "LoRA settings")
+
+
+@dataclass
+class DPSettings:
+    """DP-SGD (Abadi et al., "Deep Learning with Differential Privacy", 2016) through opacus.
+
+    Exactly one of ``epsilon`` (noise calibrated for the planned steps) and ``noise_multiplier``
+    (epsilon reported after training) decides the noise.
+    """
+
+    epsilon: float | None = 8.0
+    # None means 1 / (10 N): below 1/N, the level at which releasing one record is allowed.
+    delta: float | None = None
+    noise_multiplier: float | None = None
+    max_grad_norm: float = 1.0
+    accountant: str = "rdp"
+    grad_sample_mode: str = "hooks"
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.epsilon is None and self.noise_multiplier is None:
+            problems.append("dp: set either epsilon (target) or noise_multiplier")
+        if self.epsilon is not None and self.noise_multiplier is not None:
+            problems.append("dp: set epsilon or noise_multiplier, not both "
+                            f"(got epsilon={self.epsilon}, noise_multiplier={self.noise_multiplier})")
+        if self.epsilon is not None and not self.epsilon > 0:
+            problems.append(f"dp.epsilon must be positive, got {self.epsilon!r}")
+        if self.noise_multiplier is not None and not self.noise_multiplier > 0:
+            problems.append(f"dp.noise_multiplier must be positive, got {self.noise_multiplier!r}")
+        if self.delta is not None and not 0 < self.delta < 1:
+            problems.append(f"dp.delta must be in (0, 1), got {self.delta!r}")
+        if not self.max_grad_norm > 0:
+            problems.append(f"dp.max_grad_norm must be positive, got {self.max_grad_norm!r}")
+        if self.accountant not in ACCOUNTANT_NAMES:
+            problems.append(f"dp.accountant {self.accountant!r} is unknown; "
+                            f"valid: {', '.join(ACCOUNTANT_NAMES)}")
+        if self.grad_sample_mode not in GRAD_SAMPLE_MODES:
+            problems.append(f"dp.grad_sample_mode {self.grad_sample_mode!r} is unknown; "
+                            f"valid: {', '.join(GRAD_SAMPLE_MODES)}")
+        _raise_if_any(problems, "DP settings")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; saved as the run folder's ``config.yaml``."""
+
+    recipe: str = "full"
+    data: str = ""
+    out: str = ""
+    model: str = BUILTIN_MODEL
+    epochs: float = 3.0
+    # Logical batch size. Under DP it is the expected Poisson batch: sample rate = batch_size / N.
+    batch_size: int = 16
+    # Memory bound: a logical batch runs in chunks of at most this many records, with gradients
+    # accumulated; under DP the noise is still added once per logical batch.
+    physical_batch_size: int = 8
+    learning_rate: float = 5e-4
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.05
+    max_length: int = 128
+    seed: int = 0
+    log_every: int = 5
+    checkpoint_every: int = 50
+    lora: LoRASettings = field(default_factory=LoRASettings)
+    dp: DPSettings = field(default_factory=DPSettings)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.lora, dict):
+            self.lora = LoRASettings(**self.lora)
+        if isinstance(self.dp, dict):
+            self.dp = DPSettings(**self.dp)
+        problems = []
+        if self.recipe not in RECIPE_NAMES:
+            problems.append(f"recipe {self.recipe!r} is unknown; valid: {', '.join(RECIPE_NAMES)}")
+        if not self.epochs > 0:
+            problems.append(f"epochs must be positive, got {self.epochs!r}")
+        for name in ("batch_size", "physical_batch_size", "max_length", "log_every", "checkpoint_every"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                problems.append(f"{name} must be a positive integer, got {value!r}")
+        if not self.learning_rate > 0:
+            problems.append(f"learning_rate must be positive, got {self.learning_rate!r}")
+        if not 0 <= self.warmup_ratio < 1:
+            problems.append(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}")
+        _raise_if_any(problems, "training settings")
+
+    @property
+    def uses_dp(self) -> bool:
+        return self.recipe in ("dp_sgd", "dp_lora")
+
+    @property
+    def uses_lora(self) -> bool:
+        return self.recipe in ("lora", "dp_lora")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _check_keys(values: dict[str, Any], source: str) -> None:
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    nested = {"lora": LoRASettings, "dp": DPSettings}
+    problems = [f"unknown key {key!r}; valid keys: {', '.join(sorted(known))}"
+                for key in values if key not in known]
+    for key, cls in nested.items():
+        sub = values.get(key)
+        if isinstance(sub, dict):
+            valid = {f.name for f in dataclasses.fields(cls)}
+            problems += [f"unknown key '{key}.{name}'; valid: {', '.join(sorted(valid))}"
+                         for name in sub if name not in valid]
+    _raise_if_any(problems, source)
+
+
+def load_config(preset: Path | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Build a TrainConfig from defaults, then a YAML preset, then overrides (None = unset)."""
+    values: dict[str, Any] = {}
+    if preset is not None:
+        preset = Path(preset)
+        try:
+            loaded = yaml.safe_load(preset.read_text(encoding="utf-8")) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"config file {preset} not found") from None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config file {preset} is not valid YAML: {err}") from err
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {preset} must hold a mapping of settings")
+        _check_keys(loaded, f"config file {preset}")
+        values = loaded
+    if overrides:
+        clean = _drop_unset(overrides)
+        _check_keys(clean, "overrides")
+        values = _merge(values, _noise_replaces_epsilon(clean))
+    return TrainConfig(**_noise_replaces_epsilon(values))
+
+
+def _noise_replaces_epsilon(values: dict[str, Any]) -> dict[str, Any]:
+    """A layer that sets a noise multiplier but no epsilon turns off the epsilon target below it."""
+    dp = values.get("dp")
+    if isinstance(dp, dict) and dp.get("noise_multiplier") is not None and "epsilon" not in dp:
+        values = {**values, "dp": {**dp, "epsilon": None}}
+    return values
+
+
+def _drop_unset(values: dict[str, Any]) -> dict[str, Any]:
+    clean: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            sub = _drop_unset(value)
+            if sub:
+                clean[key] = sub
+        elif value is not None:
+            clean[key] = value
+    return clean
+
+
+def save_config(config: TrainConfig, path: Path) -> None:
+    from privft.storage import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def read_run_config(run_dir: Path) -> TrainConfig:
+    path = Path(run_dir) / "config.yaml"
+    if not path.exists():
+        raise ConfigError(f"{path} not found; is {run_dir} a privft run folder?")
+    return TrainConfig(**yaml.safe_load(path.read_text(encoding="utf-8")))

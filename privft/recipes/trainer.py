@@ -1,0 +1,270 @@
+"""The training loop shared by every recipe.
+
+Recipes differ in what they make trainable (all weights or LoRA adapters) and in how gradients
+are privatized (not at all, or DP-SGD through opacus). Everything else is this loop: logical
+batches from a seeded sampler, memory-bounded physical chunks, one optimizer step per logical
+batch, a JSONL log, resumable checkpoints, and the final checkpoint and run info.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+
+from privft.config import TrainConfig, save_config
+from privft.data import load_dataset_dir
+from privft.data.encoding import CausalLMCollator, EncodedRecord, encode_records, per_sample_loss
+from privft.models import count_parameters, load_model, load_tokenizer
+from privft.privacy import PoissonBatchSampler, PrivateTraining, make_private_training, plan_privacy
+from privft.privacy.ledger import write_privacy_ledger
+from privft.privacy.sampling import ShuffledBatchSampler, step_seed
+from privft.progress import ProgressBar
+from privft.recipes.checkpoint import (
+    TrainerState,
+    load_training_state,
+    restore_training_state,
+    save_training_state,
+)
+from privft.recipes.resources import ResourceMonitor
+from privft.recipes.runinfo import RunInfo, read_run_info, write_run_info
+from privft.storage import append_jsonl, atomic_write_text
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class StepOutput:
+    loss: float
+    records: int
+    tokens: int
+
+
+class Trainer:
+    """Run one recipe's training, resuming from the run folder's last checkpoint if any."""
+
+    def __init__(self, config: TrainConfig, *, make_trainable, show_progress: bool = True):
+        self.config = config
+        self.make_trainable = make_trainable
+        self.show_progress = show_progress
+        self.run_dir = Path(config.out)
+        self.private: PrivateTraining | None = None
+
+    # 1. Setup -------------------------------------------------------------------------------
+    def _setup(self) -> None:
+        config = self.config
+        torch.manual_seed(config.seed)
+        self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
+        self.device = self.accelerator.device
+
+        dataset = load_dataset_dir(Path(config.data))
+        self.tokenizer = load_tokenizer(config.model)
+        self.records: list[EncodedRecord] = encode_records(
+            dataset.train, self.tokenizer, max_length=config.max_length)
+        self.collate = CausalLMCollator(self.tokenizer.pad_token_id)
+
+        # Move to the device before adding adapters and before building the optimizer, so that
+        # neither holds stale tensors.
+        model = load_model(config.model).to(self.device)
+        self.model = self.make_trainable(model, config)
+        self.model.train()
+        self.trainable, self.total_params = count_parameters(self.model)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        raw_optimizer = torch.optim.AdamW(params, lr=config.learning_rate,
+                                          weight_decay=config.weight_decay)
+        self._plan_steps()
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(raw_optimizer, self._lr_factor)
+
+        if config.uses_dp:
+            self.private = make_private_training(
+                self.model, raw_optimizer, plan=self.plan,
+                grad_sample_mode=config.dp.grad_sample_mode, seed=config.seed)
+            self.forward_module = self.private.module
+            self.optimizer = self.private.optimizer
+        else:
+            self.forward_module, self.optimizer = self.accelerator.prepare(self.model, raw_optimizer)
+
+    def _plan_steps(self) -> None:
+        config, n = self.config, len(self.records)
+        if config.uses_dp:
+            self.plan = plan_privacy(config.dp, num_records=n, batch_size=config.batch_size,
+                                     epochs=config.epochs)
+            self.total_steps = self.plan.steps
+            self.sampler = PoissonBatchSampler(num_records=n, sample_rate=self.plan.sample_rate,
+                                               seed=config.seed)
+        else:
+            self.sampler = ShuffledBatchSampler(num_records=n, batch_size=config.batch_size,
+                                                seed=config.seed)
+            self.total_steps = max(1, round(config.epochs * self.sampler.steps_per_epoch))
+        self.warmup_steps = int(config.warmup_ratio * self.total_steps)
+
+    def _lr_factor(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return (step + 1) / (self.warmup_steps + 1)
+        remaining = self.total_steps - self.warmup_steps
+        return max(0.0, 1.0 - (step - self.warmup_steps) / max(1, remaining))
+
+    # 2. One logical step ----------------------------------------------------------------------
+    def _train_step(self, step: int) -> StepOutput:
+        indices = self.sampler.indices(step)
+        cap = self.config.physical_batch_size
+        chunks = [indices[i : i + cap] for i in range(0, len(indices), cap)] or [[]]
+        torch.manual_seed(step_seed(self.config.seed, step, "dropout"))
+        if self.private is not None:
+            self.private.begin_step(step)
+
+        loss_sum, tokens = 0.0, 0
+        for number, chunk in enumerate(chunks):
+            batch = self.collate([self.records[i] for i in chunk])
+            batch = {k: v.to(self.device) for k, v in batch.items()}
+            labels = batch.pop("labels")
+            logits = self.forward_module(**batch).logits
+            losses = per_sample_loss(logits, labels)
+            loss_sum += float(losses.detach().sum())
+            tokens += int(batch["attention_mask"].sum())
+            if self.private is not None:
+                # Per-sample gradients of each sample's own mean loss; opacus undoes the mean.
+                loss = losses.mean() if len(chunk) else losses.sum()
+                loss.backward()
+                self.monitor.sample()
+                # Only the last chunk of a logical batch adds noise and steps the accountant.
+                self.optimizer.signal_skip_step(do_skip=number < len(chunks) - 1)
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+            else:
+                self.accelerator.backward(losses.sum() / len(indices))
+                self.monitor.sample()
+        if self.private is None:
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        mean_loss = loss_sum / len(indices) if indices else math.nan
+        return StepOutput(mean_loss, len(indices), tokens)
+
+    # 3. Logging and checkpoints ---------------------------------------------------------------
+    def _epsilon(self) -> float | None:
+        return self.private.epsilon() if self.private is not None else None
+
+    def _log(self, step: int, out: StepOutput, tokens_per_s: float) -> None:
+        row = {
+            "step": step,
+            "loss": None if math.isnan(out.loss) else round(out.loss, 6),
+            "lr": self.scheduler.get_last_lr()[0],
+            "epsilon": self._epsilon(),
+            "batch_records": out.records,
+            "tokens_per_s": round(tokens_per_s, 2),
+        }
+        append_jsonl(self.run_dir / "train_log.jsonl", row)
+
+    def _state(self, step: int) -> TrainerState:
+        history = [list(h) for h in self.private.accountant.history] if self.private else []
+        return TrainerState(
+            step=step, tokens_seen=self.tokens_seen,
+            elapsed_s=self.previous_elapsed + self.monitor.elapsed_s,
+            peak_memory_mb=max(self.previous_peak_mb, self.monitor.peak_mb),
+            accountant_history=history,
+        )
+
+    def _checkpoint(self, step: int) -> None:
+        save_training_state(self.run_dir, model=self.model, optimizer=self.optimizer,
+                            scheduler=self.scheduler, state=self._state(step))
+
+    def _resume(self) -> int:
+        saved = load_training_state(self.run_dir)
+        self.tokens_seen, self.previous_elapsed, self.previous_peak_mb = 0, 0.0, 0.0
+        if saved is None:
+            (self.run_dir / "train_log.jsonl").unlink(missing_ok=True)
+            return 0
+        state, folder = saved
+        restore_training_state(folder, model=self.model, optimizer=self.optimizer,
+                               scheduler=self.scheduler)
+        if self.private is not None:
+            self.private.accountant.history = [tuple(h) for h in state.accountant_history]
+        self.tokens_seen = state.tokens_seen
+        self.previous_elapsed = state.elapsed_s
+        self.previous_peak_mb = state.peak_memory_mb
+        _truncate_log(self.run_dir / "train_log.jsonl", state.step)
+        logger.info("resuming %s at step %d of %d", self.run_dir, state.step, self.total_steps)
+        return state.step
+
+    # 4. The loop ------------------------------------------------------------------------------
+    def fit(self) -> RunInfo:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        info = read_run_info(self.run_dir)
+        if info is not None and info.status == "completed":
+            logger.info("%s already completed; nothing to train", self.run_dir)
+            return info
+        save_config(self.config, self.run_dir / "config.yaml")
+        info = RunInfo.started(self.config)
+        write_run_info(self.run_dir, info)
+        try:
+            self._setup()
+            self.monitor = ResourceMonitor(self.device)
+            start = self._resume()
+            self._loop(start)
+            self._finish(info)
+        except BaseException as err:
+            info.status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
+            info.error = f"{type(err).__name__}: {err}"
+            write_run_info(self.run_dir, info)
+            raise
+        return info
+
+    def _loop(self, start: int) -> None:
+        description = f"train {self.config.recipe}"
+        with ProgressBar(description, self.total_steps, enabled=self.show_progress) as bar:
+            bar.update(start)
+            window_tokens, window_start = 0, self.monitor.elapsed_s
+            for step in range(start, self.total_steps):
+                out = self._train_step(step)
+                self.tokens_seen += out.tokens
+                window_tokens += out.tokens
+                done = step + 1
+                if done % self.config.log_every == 0 or done == self.total_steps:
+                    rate = window_tokens / max(1e-9, self.monitor.elapsed_s - window_start)
+                    self._log(done, out, rate)
+                    window_tokens, window_start = 0, self.monitor.elapsed_s
+                if done % self.config.checkpoint_every == 0 and done < self.total_steps:
+                    self._checkpoint(done)
+                fields = {"loss": out.loss}
+                if self.private is not None:
+                    fields["eps"] = self._epsilon()
+                bar.update(1, **fields)
+
+    def _finish(self, info: RunInfo) -> None:
+        self._save_final_model()
+        state = self._state(self.total_steps)
+        if self.private is not None:
+            write_privacy_ledger(self.run_dir, self.private, approximate=False)
+        info.complete(
+            steps=self.total_steps, train_time_s=state.elapsed_s,
+            peak_memory_mb=state.peak_memory_mb, memory_method=self.monitor.method,
+            tokens_seen=state.tokens_seen, trainable_params=self.trainable,
+            total_params=self.total_params, num_train_records=len(self.records),
+            epsilon=self._epsilon(), device=str(self.device),
+        )
+        write_run_info(self.run_dir, info)
+        shutil.rmtree(self.run_dir / "state", ignore_errors=True)
+
+    def _save_final_model(self) -> None:
+        final, tmp = self.run_dir / "checkpoint", self.run_dir / "checkpoint.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.model.save_pretrained(tmp, safe_serialization=True)
+        self.tokenizer.save_pretrained(tmp)
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop log lines written after the checkpoint being resumed from."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line)["step"] <= step]
+    atomic_write_text(path, "".join(line + "\n" for line in kept))
