@@ -36,15 +36,22 @@ class PrivateTraining:
     accountant: IAccountant
     plan: PrivacyPlan
     seed: int
+    _cached_history: tuple = ()
+    _cached_epsilon: float = 0.0
 
     def begin_step(self, step: int) -> None:
         """Seed the noise of logical step ``step`` so a resumed run adds the same noise."""
         self.optimizer.generator.manual_seed(step_seed(self.seed, step, "noise"))
 
     def epsilon(self) -> float:
-        if not self.accountant.history:
+        """Epsilon spent so far at the plan's delta, memoized on the accountant history."""
+        history = tuple(tuple(h) for h in self.accountant.history)
+        if not history:
             return 0.0
-        return float(self.accountant.get_epsilon(delta=self.plan.delta))
+        if history != self._cached_history:
+            self._cached_epsilon = float(self.accountant.get_epsilon(delta=self.plan.delta))
+            self._cached_history = history
+        return self._cached_epsilon
 
     @property
     def steps_taken(self) -> int:

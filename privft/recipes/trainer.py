@@ -233,7 +233,7 @@ class Trainer:
                 if done % self.config.checkpoint_every == 0 and done < self.total_steps:
                     self._checkpoint(done)
                 fields = {"loss": out.loss}
-                if self.private is not None:
+                if self.private is not None and done % self.config.log_every == 0:
                     fields["eps"] = self._epsilon()
                 bar.update(1, **fields)
 

@@ -1,0 +1,260 @@
+"""Canary exposure (Carlini et al., "The Secret Sharer", 2019).
+
+exposure = log2 |R| - log2 rank, where rank is the inserted secret's position among all
+candidates of the secret space R ordered by the model's log-perplexity of the secret given the
+template prefix (rank 1 = most likely). Log-perplexity here is the secret's own tokens' NLL sum;
+the prefix is shared by all candidates and the suffix is left out.
+
+Exact ranks enumerate R. When every character of the alphabet is a single token, R is a prefix
+tree: privft runs the shared template once, caches its keys and values, scores all
+|A|^(L-2) paths of depth L-2 as batched continuations of that cache, then expands each of those
+caches |A| times for the last-but-one character. A 6-digit space then costs about 1.1e5 single
+token steps instead of 6e6. Otherwise ranks are estimated from sampled candidates.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from transformers import DynamicCache
+from transformers import PreTrainedTokenizerBase as Tokenizer
+
+from privft.data.records import Canary
+
+# Continuations scored per forward pass in the last stage of the enumeration.
+MAX_BATCH = 4096
+
+
+@dataclass
+class ExposureResult:
+    """Exposure of one canary."""
+
+    canary_id: str
+    repetitions: int
+    rank: float
+    space_size: int
+    exposure: float
+    method: str
+
+    def to_json(self) -> dict:
+        return {"id": self.canary_id, "repetitions": self.repetitions, "rank": self.rank,
+                "space_size": self.space_size, "exposure": self.exposure, "method": self.method}
+
+
+def _log_softmax_at(logits: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
+    return torch.log_softmax(logits.float(), dim=-1)[..., token_ids]
+
+
+def _expand_cache(cache: DynamicCache, batch: int, config) -> DynamicCache:
+    layers = [(layer.keys.expand(batch, -1, -1, -1).contiguous(),
+               layer.values.expand(batch, -1, -1, -1).contiguous()) for layer in cache.layers]
+    return DynamicCache(ddp_cache_data=layers, config=config)
+
+
+def _all_strings(alphabet_size: int, length: int) -> torch.Tensor:
+    """All index strings of ``length`` in lexicographic order, shape [A^length, length]."""
+    if length == 0:
+        return torch.zeros((1, 0), dtype=torch.long)
+    grids = torch.cartesian_prod(*[torch.arange(alphabet_size)] * length)
+    return grids.reshape(-1, length)
+
+
+@torch.no_grad()
+def enumerate_log_perplexity(
+    model: torch.nn.Module,
+    prefix_ids: Sequence[int],
+    char_token_ids: Sequence[int],
+    length: int,
+    *,
+    progress=None,
+) -> np.ndarray:
+    """Log-perplexity (nats) of every secret of the space, indexed by its base-|A| value.
+
+    Requires that each alphabet character is one token and that tokenizing prefix + secret
+    gives the prefix's tokens followed by one token per character.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    chars = torch.tensor(list(char_token_ids), device=device)
+    size = len(chars)
+    prefix = torch.tensor([list(prefix_ids)], device=device)
+    out = model(input_ids=prefix, use_cache=True)
+    first = -_log_softmax_at(out.logits[0, -1], chars).double().cpu()  # [A]
+    if length == 1:
+        return first.numpy()
+
+    # 1. Paths of depth m = length - 2, scored as continuations of the prefix cache.
+    m = length - 2
+    paths = _all_strings(size, m)  # [A^m, m]
+    per_chunk = max(1, MAX_BATCH // size)
+    scores = np.empty(size ** length, dtype=np.float64)
+    for start in range(0, len(paths), per_chunk):
+        chunk = paths[start : start + per_chunk]
+        n = len(chunk)
+        # NLL of the path's own characters and the log-probs of the next character: [n, A].
+        head = first[chunk[:, 0]] if m else torch.zeros(1, dtype=torch.float64)
+        if m:
+            cache = _expand_cache(out.cache, n, model.config)
+            positions = torch.arange(prefix.shape[1], prefix.shape[1] + m, device=device)
+            step = model(input_ids=chars[chunk.to(device)], cache=cache, use_cache=True,
+                         position_ids=positions.repeat(n, 1))
+            logp = _log_softmax_at(step.logits, chars).double().cpu()  # [n, m, A]
+            inner = -logp[:, :-1].gather(2, chunk[:, 1:].unsqueeze(-1)).squeeze(-1).sum(1)
+            head = head + inner
+            next_nll = -logp[:, -1]
+            cache = step.cache
+        else:
+            next_nll = first.unsqueeze(0)
+            cache = _expand_cache(out.cache, 1, model.config)
+
+        # 2. Expand each path by every character and score the last character.
+        cache.batch_repeat_interleave(size)
+        last_chars = chars.repeat(n).unsqueeze(1)  # [n*A, 1]
+        position = torch.full((n * size, 1), prefix.shape[1] + m, device=device)
+        final = model(input_ids=last_chars, cache=cache, use_cache=False, position_ids=position)
+        last_nll = -_log_softmax_at(final.logits[:, -1], chars).double().cpu()  # [n*A, A]
+        total = (head[:, None, None] + next_nll[:, :, None]
+                 + last_nll.reshape(n, size, size))
+        offset = start * size * size
+        scores[offset : offset + n * size * size] = total.reshape(-1).numpy()
+        if progress is not None:
+            progress.update(n)
+    return scores
+
+
+def secret_index(secret: str, alphabet: str) -> int:
+    value = 0
+    for char in secret:
+        value = value * len(alphabet) + alphabet.index(char)
+    return value
+
+
+def rank_of(scores: np.ndarray, target: int, excluded: Sequence[int] = ()) -> tuple[float, int]:
+    """Rank of ``scores[target]`` (lower is more likely) and the size of the candidate set.
+
+    Ties count half, and ``excluded`` candidates (secrets of other inserted canaries that share
+    the template) are left out so they cannot push this canary's rank down.
+    """
+    mask = np.ones(len(scores), dtype=bool)
+    mask[list(excluded)] = False
+    mask[target] = False
+    others = scores[mask]
+    value = scores[target]
+    rank = 1.0 + float((others < value).sum()) + 0.5 * float((others == value).sum())
+    return rank, int(mask.sum()) + 1
+
+
+def exposure_from_rank(rank: float, space_size: int) -> float:
+    return math.log2(space_size) - math.log2(rank)
+
+
+def digit_tokens(tokenizer: Tokenizer, canaries: Sequence[Canary]) -> list[int] | None:
+    """Token id of each alphabet character if the space is a prefix tree of single tokens."""
+    alphabet = canaries[0].alphabet
+    ids = [tokenizer.encode(c, add_special_tokens=False) for c in alphabet]
+    if any(len(i) != 1 for i in ids):
+        return None
+    char_ids = [i[0] for i in ids]
+    for canary in canaries:
+        prefix = tokenizer.encode(canary.prefix, add_special_tokens=False)
+        full = tokenizer.encode(canary.prefix + canary.secret, add_special_tokens=False)
+        expected = prefix + [char_ids[alphabet.index(c)] for c in canary.secret]
+        if full != expected:
+            return None
+    return char_ids
+
+
+@torch.no_grad()
+def sampled_log_perplexity(
+    model: torch.nn.Module, tokenizer: Tokenizer, prefix: str, secrets: Sequence[str],
+    *, batch_size: int = 64,
+) -> np.ndarray:
+    """Log-perplexity (nats) of each secret after ``prefix``, by teacher forcing full texts."""
+    model.eval()
+    device = next(model.parameters()).device
+    prefix_len = len(tokenizer.encode(prefix, add_special_tokens=False))
+    values = []
+    for start in range(0, len(secrets), batch_size):
+        texts = [prefix + s for s in secrets[start : start + batch_size]]
+        encoded = [tokenizer.encode(t, add_special_tokens=False) for t in texts]
+        width = max(len(e) for e in encoded)
+        ids = torch.full((len(encoded), width), tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for row, e in enumerate(encoded):
+            ids[row, : len(e)] = torch.tensor(e)
+            mask[row, : len(e)] = 1
+        positions = torch.arange(width).repeat(len(encoded), 1)
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                       position_ids=positions.to(device)).logits.float().cpu()
+        logp = torch.log_softmax(logits[:, :-1], -1).gather(2, ids[:, 1:, None]).squeeze(-1)
+        # Target positions of the secret: tokens prefix_len .. len-1 (scored by logits one left).
+        target = torch.zeros_like(logp, dtype=torch.bool)
+        for row, e in enumerate(encoded):
+            target[row, prefix_len - 1 : len(e) - 1] = True
+        values.extend((-(logp * target).sum(1)).double().tolist())
+    return np.array(values)
+
+
+def _random_secrets(alphabet: str, length: int, count: int, seed: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(alphabet), size=(count, length))
+    return ["".join(alphabet[i] for i in row) for row in picks]
+
+
+def _group_exposures(model, tokenizer, group: list[Canary], *, samples: int, seed: int,
+                     progress=None) -> list[ExposureResult]:
+    alphabet, length = group[0].alphabet, len(group[0].secret)
+    space = len(alphabet) ** length
+    inserted = [secret_index(c.secret, alphabet) for c in group if c.repetitions > 0]
+    char_ids = digit_tokens(tokenizer, group)
+    results = []
+    if char_ids is not None:
+        prefix_ids = tokenizer.encode(group[0].prefix, add_special_tokens=False)
+        scores = enumerate_log_perplexity(model, prefix_ids, char_ids, length, progress=progress)
+        for canary in group:
+            target = secret_index(canary.secret, alphabet)
+            rank, size = rank_of(scores, target, [i for i in inserted if i != target])
+            results.append(ExposureResult(canary.id, canary.repetitions, rank, size,
+                                          exposure_from_rank(rank, size), "exact"))
+        return results
+    # Sampled estimate: rank ~ 1 + |R| * (share of random candidates more likely than it).
+    candidates = _random_secrets(alphabet, length, samples, seed)
+    candidate_scores = sampled_log_perplexity(model, tokenizer, group[0].prefix, candidates)
+    own = sampled_log_perplexity(model, tokenizer, group[0].prefix, [c.secret for c in group])
+    for canary, value in zip(group, own, strict=True):
+        share = float((candidate_scores < value).mean())
+        rank = max(1.0, 1.0 + share * (space - 1))
+        results.append(ExposureResult(canary.id, canary.repetitions, rank, space,
+                                      exposure_from_rank(rank, space), "sampled"))
+    return results
+
+
+def exposure_report(model, tokenizer, canaries: Sequence[Canary], *, samples: int = 5000,
+                    seed: int = 0, progress=None) -> dict:
+    """Exposure of every canary, grouped by shared template, with means per repetition count."""
+    groups: dict[tuple[str, str, int], list[Canary]] = {}
+    for canary in canaries:
+        groups.setdefault((canary.prefix, canary.alphabet, len(canary.secret)), []).append(canary)
+    results = []
+    for group in groups.values():
+        results += _group_exposures(model, tokenizer, group, samples=samples, seed=seed,
+                                    progress=progress)
+    by_reps: dict[int, list[float]] = {}
+    for result in results:
+        by_reps.setdefault(result.repetitions, []).append(result.exposure)
+    return {
+        "canaries": [r.to_json() for r in results],
+        "mean_by_repetitions": {str(k): float(np.mean(v)) for k, v in sorted(by_reps.items())},
+        "max_exposure": {str(k): float(np.max(v)) for k, v in sorted(by_reps.items())},
+        "methods": sorted({r.method for r in results}),
+    }
+
+
+def enumeration_steps(canaries: Sequence[Canary], tokenizer: Tokenizer) -> int:
+    """Progress units (depth-(L-2) paths) that ``exposure_report`` will enumerate."""
+    groups = {(c.prefix, c.alphabet, len(c.secret)) for c in canaries}
+    return sum(len(a) ** max(0, n - 2) for _, a, n in groups)
