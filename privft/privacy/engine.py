@@ -17,7 +17,7 @@ from opacus.accountants import IAccountant
 from opacus.optimizers import DPOptimizer
 from opacus.validators import ModuleValidator
 
-from privft.privacy.accounting import PrivacyPlan, make_accountant
+from privft.privacy.accounting import PrivacyPlan, accountant_epsilon, make_accountant
 from privft.privacy.sampling import step_seed
 
 logger = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ class PrivateTraining:
         if not history:
             return 0.0
         if history != self._cached_history:
-            self._cached_epsilon = float(self.accountant.get_epsilon(delta=self.plan.delta))
+            self._cached_epsilon = accountant_epsilon(self.accountant, self.plan.delta)
             self._cached_history = history
         return self._cached_epsilon
 
