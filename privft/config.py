@@ -103,10 +103,11 @@ class TrainConfig:
     # Memory bound: a logical batch runs in chunks of at most this many records, with gradients
     # accumulated; under DP the noise is still added once per logical batch.
     physical_batch_size: int = 8
-    learning_rate: float = 5e-4
+    # None picks the recipe's default: 2e-3 for LoRA adapters, 5e-4 for all weights.
+    learning_rate: float | None = None
     weight_decay: float = 0.0
     warmup_ratio: float = 0.05
-    max_length: int = 128
+    max_length: int = 192
     seed: int = 0
     log_every: int = 5
     checkpoint_every: int = 50
@@ -118,6 +119,8 @@ class TrainConfig:
             self.lora = LoRASettings(**self.lora)
         if isinstance(self.dp, dict):
             self.dp = DPSettings(**self.dp)
+        if self.learning_rate is None:
+            self.learning_rate = 2e-3 if self.recipe in ("lora", "dp_lora") else 5e-4
         problems = []
         if self.recipe not in RECIPE_NAMES:
             problems.append(f"recipe {self.recipe!r} is unknown; valid: {', '.join(RECIPE_NAMES)}")
