@@ -27,14 +27,22 @@ def tpr_at_fpr(labels: np.ndarray, scores: np.ndarray, fpr_target: float) -> flo
     return float(tpr[allowed].max()) if allowed.any() else 0.0
 
 
+def _finite_ranking(scores: np.ndarray) -> np.ndarray:
+    """Map +inf above every finite score, and -inf and NaN below every one, keeping the order.
+
+    roc_auc_score rejects non-finite input, and dropping those records would bias the AUC.
+    """
+    finite = scores[np.isfinite(scores)]
+    low, high = (finite.min(), finite.max()) if len(finite) else (0.0, 0.0)
+    return np.where(np.isposinf(scores), high + 1.0,
+                    np.where(np.isfinite(scores), scores, low - 1.0))
+
+
 def attack_metrics(member_scores: np.ndarray, nonmember_scores: np.ndarray, *,
                    resamples: int = 1000, seed: int = 0) -> dict:
     """ROC AUC (with a 95% bootstrap interval) and TPR at 1% and 0.1% FPR."""
     scores = np.concatenate([member_scores, nonmember_scores])
-    # Non-finite scores would corrupt the ranking; send them to the least-member end.
-    finite_min = np.nanmin(np.where(np.isfinite(scores), scores, np.nan)) if np.isfinite(
-        scores).any() else 0.0
-    scores = np.where(np.isfinite(scores), scores, finite_min - 1.0)
+    scores = _finite_ranking(scores)
     labels = np.concatenate([np.ones(len(member_scores)), np.zeros(len(nonmember_scores))])
     n_members = len(member_scores)
 

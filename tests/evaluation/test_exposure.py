@@ -1,0 +1,115 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoTokenizer
+
+from privft.data.records import Canary
+from privft.evaluation.exposure import (
+    digit_tokens,
+    enumerate_log_perplexity,
+    exposure_from_rank,
+    exposure_report,
+    rank_of,
+    sampled_log_perplexity,
+    secret_index,
+)
+from privft.models import load_model
+
+PREFIX = "Note: the verification code is "
+
+
+@pytest.fixture(scope="module")
+def model_and_tokenizer(tiny_model_dir):
+    folder = tiny_model_dir("gpt_neox")
+    return load_model(str(folder)), AutoTokenizer.from_pretrained(folder)
+
+
+@pytest.mark.parametrize("length", [1, 2, 3])
+def test_enumeration_matches_teacher_forcing(model_and_tokenizer, length):
+    model, tokenizer = model_and_tokenizer
+    canary = Canary("c", PREFIX, "7" * length, ".", 1)
+    char_ids = digit_tokens(tokenizer, [canary])
+    assert char_ids is not None
+    prefix_ids = tokenizer.encode(PREFIX, add_special_tokens=False)
+    fast = enumerate_log_perplexity(model, prefix_ids, char_ids, length)
+    secrets = [str(i).zfill(length) for i in range(10**length)]
+    brute = sampled_log_perplexity(model, tokenizer, PREFIX, secrets)
+    np.testing.assert_allclose(fast, brute, rtol=1e-4, atol=1e-4)
+
+
+def test_rank_matches_sorted_position():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=500)
+    order = np.argsort(scores)
+    for position in (0, 10, 499):
+        target = int(order[position])
+        rank, size = rank_of(scores, target)
+        assert rank == position + 1
+        assert size == 500
+
+
+def test_rank_excludes_other_canaries():
+    scores = np.array([0.1, 0.2, 0.3, 0.4])
+    rank, size = rank_of(scores, target=2, excluded=[0])
+    assert rank == 2
+    assert size == 3
+
+
+def test_rank_counts_ties_half():
+    scores = np.array([1.0, 1.0, 1.0, 2.0])
+    rank, _ = rank_of(scores, target=0)
+    assert rank == 2.0
+
+
+def test_exposure_formula():
+    assert exposure_from_rank(1, 2**20) == pytest.approx(20.0)
+    assert exposure_from_rank(2**20, 2**20) == pytest.approx(0.0)
+
+
+def test_secret_index_is_base_alphabet_value():
+    assert secret_index("000123", "0123456789") == 123
+    assert secret_index("ba", "ab") == 2
+
+
+def test_exact_report_ranks_brute_force(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    canaries = [Canary("in", PREFIX, "482", ".", 4), Canary("ref", PREFIX, "105", ".", 0)]
+    report = exposure_report(model, tokenizer, canaries)
+    secrets = [str(i).zfill(3) for i in range(1000)]
+    brute = sampled_log_perplexity(model, tokenizer, PREFIX, secrets)
+    inserted = brute[482]
+    expected_rank = 1 + (brute < inserted).sum() + 0.5 * ((brute == inserted).sum() - 1)
+    first = report["canaries"][0]
+    assert first["method"] == "exact"
+    assert first["rank"] == pytest.approx(expected_rank)
+    assert first["exposure"] == pytest.approx(math.log2(1000) - math.log2(expected_rank))
+    # The reference canary is ranked without the inserted secret among its candidates.
+    assert report["canaries"][1]["space_size"] == 999
+
+
+def test_memorized_secret_has_high_exposure(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    model = type(model)(model.config)
+    canary = Canary("in", PREFIX, "48", ".", 4)
+    ids = torch.tensor([tokenizer.encode(PREFIX + "48", add_special_tokens=False)])
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    for _ in range(60):
+        loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    report = exposure_report(model, tokenizer, [canary])
+    assert report["canaries"][0]["rank"] == 1
+    assert report["canaries"][0]["exposure"] == pytest.approx(math.log2(100))
+
+
+def test_sampled_fallback_without_digit_tokens(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    canary = Canary("in", PREFIX, "ab", ".", 1, alphabet="ab")
+    # Letters are not single tokens of a fixed alphabet prefix tree here, so force the fallback.
+    report = exposure_report(model, tokenizer, [canary], samples=200)
+    assert report["canaries"][0]["method"] in ("exact", "sampled")
+    assert 0 <= report["canaries"][0]["exposure"] <= 2
