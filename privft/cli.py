@@ -36,6 +36,12 @@ class Domain(str, Enum):
     biographies = "biographies"
 
 
+class ExposureMethod(str, Enum):
+    auto = "auto"
+    exact = "exact"
+    sampled = "sampled"
+
+
 class Accountant(str, Enum):
     rdp = "rdp"
     prv = "prv"
@@ -191,6 +197,11 @@ def evaluate(
                                                    file_okay=False)],
     data: Annotated[Path | None, typer.Option(help="Data folder (default: the run's).")] = None,
     max_records: Annotated[int | None, typer.Option(help="Cap records per split.")] = None,
+    exposure: Annotated[ExposureMethod, typer.Option(
+        help="Canary ranks: exact enumeration, a sampled estimate, or exact where possible.")] =
+        ExposureMethod.auto,
+    exposure_samples: Annotated[int, typer.Option(
+        help="Random candidates for sampled exposure.")] = 5000,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Evaluate runs and write each one's results.json.
@@ -202,7 +213,8 @@ def evaluate(
     for run_dir in run_dirs:
         try:
             results = evaluate_run(run_dir, data=data, max_records=max_records,
-                                   show_progress=progress)
+                                   exposure_method=exposure.value,
+                                   exposure_samples=exposure_samples, show_progress=progress)
         except (ValueError, FileNotFoundError, RuntimeError) as err:
             _fail(err)
         _print_measures(run_dir.name, results["measures"])

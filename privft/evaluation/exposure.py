@@ -205,12 +205,15 @@ def _random_secrets(alphabet: str, length: int, count: int, seed: int) -> list[s
     return ["".join(alphabet[i] for i in row) for row in picks]
 
 
-def _group_exposures(model, tokenizer, group: list[Canary], *, samples: int, seed: int,
-                     progress=None) -> list[ExposureResult]:
+def _group_exposures(model, tokenizer, group: list[Canary], *, method: str, samples: int,
+                     seed: int, progress=None) -> list[ExposureResult]:
     alphabet, length = group[0].alphabet, len(group[0].secret)
     space = len(alphabet) ** length
     inserted = [secret_index(c.secret, alphabet) for c in group if c.repetitions > 0]
-    char_ids = digit_tokens(tokenizer, group)
+    char_ids = digit_tokens(tokenizer, group) if method != "sampled" else None
+    if method == "exact" and char_ids is None:
+        raise ValueError("exact exposure needs a tokenizer that encodes each secret character "
+                         "as one token after the template; use method 'sampled' or 'auto'")
     results = []
     if char_ids is not None:
         prefix_ids = tokenizer.encode(group[0].prefix, add_special_tokens=False)
@@ -233,16 +236,26 @@ def _group_exposures(model, tokenizer, group: list[Canary], *, samples: int, see
     return results
 
 
-def exposure_report(model, tokenizer, canaries: Sequence[Canary], *, samples: int = 5000,
-                    seed: int = 0, progress=None) -> dict:
-    """Exposure of every canary, grouped by shared template, with means per repetition count."""
+EXPOSURE_METHODS = ("auto", "exact", "sampled")
+
+
+def exposure_report(model, tokenizer, canaries: Sequence[Canary], *, method: str = "auto",
+                    samples: int = 5000, seed: int = 0, progress=None) -> dict:
+    """Exposure of every canary, grouped by shared template, with means per repetition count.
+
+    ``method`` is ``exact`` (enumerate the space), ``sampled`` (estimate from ``samples``
+    random candidates) or ``auto`` (exact where the tokenizer allows it).
+    """
+    if method not in EXPOSURE_METHODS:
+        raise ValueError(f"exposure method {method!r} is unknown; valid: "
+                         f"{', '.join(EXPOSURE_METHODS)}")
     groups: dict[tuple[str, str, int], list[Canary]] = {}
     for canary in canaries:
         groups.setdefault((canary.prefix, canary.alphabet, len(canary.secret)), []).append(canary)
     results = []
     for group in groups.values():
-        results += _group_exposures(model, tokenizer, group, samples=samples, seed=seed,
-                                    progress=progress)
+        results += _group_exposures(model, tokenizer, group, method=method, samples=samples,
+                                    seed=seed, progress=progress)
     by_reps: dict[int, list[float]] = {}
     for result in results:
         by_reps.setdefault(result.repetitions, []).append(result.exposure)

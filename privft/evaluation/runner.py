@@ -53,6 +53,7 @@ def evaluate_models(
     *,
     max_length: int,
     max_records: int | None = None,
+    exposure_method: str = "auto",
     exposure_samples: int = 5000,
     seed: int = 0,
     show_progress: bool = True,
@@ -78,7 +79,8 @@ def evaluate_models(
         steps = enumeration_steps(dataset.canaries, tokenizer)
         with ProgressBar("canary exposure", steps, enabled=show_progress) as bar:
             exposure = exposure_report(finetuned, tokenizer, dataset.canaries,
-                                       samples=exposure_samples, seed=seed, progress=bar)
+                                       method=exposure_method, samples=exposure_samples,
+                                       seed=seed, progress=bar)
     return {
         "memorization": memorization,
         "utility": _utility(scores),
@@ -138,6 +140,7 @@ def evaluate_run(
     *,
     data: Path | None = None,
     max_records: int | None = None,
+    exposure_method: str = "auto",
     exposure_samples: int = 5000,
     show_progress: bool = True,
 ) -> dict[str, Any]:
@@ -155,8 +158,9 @@ def evaluate_run(
     finetuned = load_finetuned(run_dir, config.model)
     base = load_model(config.model)
     results = evaluate_models(finetuned, base, tokenizer, dataset, max_length=config.max_length,
-                              max_records=max_records, exposure_samples=exposure_samples,
-                              seed=config.seed, show_progress=show_progress)
+                              max_records=max_records, exposure_method=exposure_method,
+                              exposure_samples=exposure_samples, seed=config.seed,
+                              show_progress=show_progress)
     ledger = read_privacy_ledger(run_dir)
     results["cost"] = {**info.cost, "epsilon": ledger["epsilon"] if ledger else None}
     results["privacy"] = ledger

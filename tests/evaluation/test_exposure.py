@@ -106,10 +106,18 @@ def test_memorized_secret_has_high_exposure(model_and_tokenizer):
     assert report["canaries"][0]["exposure"] == pytest.approx(math.log2(100))
 
 
-def test_sampled_fallback_without_digit_tokens(model_and_tokenizer):
+def test_sampled_estimate_close_to_exact(model_and_tokenizer):
     model, tokenizer = model_and_tokenizer
-    canary = Canary("in", PREFIX, "ab", ".", 1, alphabet="ab")
-    # Letters are not single tokens of a fixed alphabet prefix tree here, so force the fallback.
-    report = exposure_report(model, tokenizer, [canary], samples=200)
-    assert report["canaries"][0]["method"] in ("exact", "sampled")
-    assert 0 <= report["canaries"][0]["exposure"] <= 2
+    canaries = [Canary("in", PREFIX, "4821", ".", 4)]
+    exact = exposure_report(model, tokenizer, canaries, method="exact")["canaries"][0]
+    sampled = exposure_report(model, tokenizer, canaries, method="sampled",
+                              samples=4000)["canaries"][0]
+    assert sampled["method"] == "sampled"
+    # Sampling 4000 of 10^4 candidates estimates the rank's share within a few points.
+    assert abs(sampled["rank"] - exact["rank"]) / 10**4 < 0.05
+
+
+def test_unknown_exposure_method_rejected(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    with pytest.raises(ValueError, match="valid: auto, exact, sampled"):
+        exposure_report(model, tokenizer, [Canary("c", PREFIX, "12", ".", 1)], method="x")

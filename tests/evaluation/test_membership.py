@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from privft.evaluation.membership import attack_metrics, tpr_at_fpr
+from privft.evaluation.membership import attack_metrics, rank_auc, tpr_at_fpr
 
 
 def test_auc_matches_sklearn():
@@ -41,3 +41,12 @@ def test_nonfinite_scores_keep_order():
     # 3 and +inf beat all three non-members (6 pairs); NaN ranks at the bottom, where it loses
     # to 1 and 2 and ties with -inf (half a pair): 6.5 of 9 pairs.
     assert result["auc"] == pytest.approx(6.5 / 9)
+
+
+def test_rank_auc_matches_sklearn_with_ties():
+    rng = np.random.default_rng(2)
+    members = rng.integers(0, 5, 50).astype(float)
+    nonmembers = rng.integers(0, 4, 70).astype(float)
+    labels = np.r_[np.ones(50), np.zeros(70)]
+    expected = roc_auc_score(labels, np.r_[members, nonmembers])
+    assert rank_auc(members, nonmembers) == pytest.approx(expected)

@@ -1,0 +1,62 @@
+"""The real CLI end to end through Typer's test runner, on a tiny model and synthetic data."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from privft.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    result = runner.invoke(app, [str(a) for a in args])
+    return result
+
+
+@pytest.mark.slow
+def test_synth_train_eval_frontier(tmp_path, tiny_model_dir):
+    model = tiny_model_dir("gpt_neox")
+    data = tmp_path / "data"
+    result = invoke("data", "synth", "--out", data, "--n-train", 40, "--n-test", 20)
+    assert result.exit_code == 0, result.output
+    runs = []
+    for recipe in ("full", "dp_lora"):
+        run = tmp_path / "runs" / recipe
+        result = invoke("train", "--recipe", recipe, "--data", data, "--out", run, "--model",
+                        model, "--epochs", 1, "--batch-size", 8, "--max-length", 64,
+                        "--no-progress")
+        assert result.exit_code == 0, result.output
+        runs.append(run)
+    result = invoke("eval", *runs, "--exposure", "sampled", "--exposure-samples", 300,
+                    "--no-progress")
+    assert result.exit_code == 0, result.output
+    measures = json.loads((runs[1] / "results.json").read_text())["measures"]
+    assert measures["epsilon"] <= 8.0
+    result = invoke("frontier", *runs, "--out", tmp_path / "frontier")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "frontier" / "frontier.png").exists()
+
+
+def test_train_bad_epsilon_exits_nonzero(tmp_path, tiny_data_dir):
+    result = invoke("train", "--recipe", "dp_sgd", "--data", tiny_data_dir, "--out",
+                    tmp_path / "run", "--epsilon", -1)
+    assert result.exit_code == 1
+    assert "dp.epsilon must be positive, got -1.0" in result.output
+
+
+def test_train_missing_data_names_fix(tmp_path):
+    result = invoke("train", "--recipe", "full", "--data", tmp_path / "nope", "--out",
+                    tmp_path / "run")
+    assert result.exit_code == 1
+    assert "privft data synth" in result.output
+
+
+def test_eval_unfinished_run_names_resume(tmp_path, tiny_data_dir):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(f"recipe: full\ndata: {tiny_data_dir}\nout: {run}\n")
+    result = invoke("eval", run)
+    assert result.exit_code == 1
+    assert "privft resume" in result.output
