@@ -70,8 +70,10 @@ class DPSettings:
         if self.epsilon is None and self.noise_multiplier is None:
             problems.append("dp: set either epsilon (target) or noise_multiplier")
         if self.epsilon is not None and self.noise_multiplier is not None:
-            problems.append("dp: set epsilon or noise_multiplier, not both "
-                            f"(got epsilon={self.epsilon}, noise_multiplier={self.noise_multiplier})")
+            problems.append(
+                "dp: set epsilon or noise_multiplier, not both "
+                f"(got epsilon={self.epsilon}, noise_multiplier={self.noise_multiplier})"
+            )
         if self.epsilon is not None and not self.epsilon > 0:
             problems.append(f"dp.epsilon must be positive, got {self.epsilon!r}")
         if self.noise_multiplier is not None and not self.noise_multiplier > 0:
@@ -81,11 +83,15 @@ class DPSettings:
         if not self.max_grad_norm > 0:
             problems.append(f"dp.max_grad_norm must be positive, got {self.max_grad_norm!r}")
         if self.accountant not in ACCOUNTANT_NAMES:
-            problems.append(f"dp.accountant {self.accountant!r} is unknown; "
-                            f"valid: {', '.join(ACCOUNTANT_NAMES)}")
+            problems.append(
+                f"dp.accountant {self.accountant!r} is unknown; "
+                f"valid: {', '.join(ACCOUNTANT_NAMES)}"
+            )
         if self.grad_sample_mode not in GRAD_SAMPLE_MODES:
-            problems.append(f"dp.grad_sample_mode {self.grad_sample_mode!r} is unknown; "
-                            f"valid: {', '.join(GRAD_SAMPLE_MODES)}")
+            problems.append(
+                f"dp.grad_sample_mode {self.grad_sample_mode!r} is unknown; "
+                f"valid: {', '.join(GRAD_SAMPLE_MODES)}"
+            )
         _raise_if_any(problems, "DP settings")
 
 
@@ -126,7 +132,13 @@ class TrainConfig:
             problems.append(f"recipe {self.recipe!r} is unknown; valid: {', '.join(RECIPE_NAMES)}")
         if not self.epochs > 0:
             problems.append(f"epochs must be positive, got {self.epochs!r}")
-        for name in ("batch_size", "physical_batch_size", "max_length", "log_every", "checkpoint_every"):
+        for name in (
+            "batch_size",
+            "physical_batch_size",
+            "max_length",
+            "log_every",
+            "checkpoint_every",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 problems.append(f"{name} must be a positive integer, got {value!r}")
@@ -161,14 +173,20 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 def _check_keys(values: dict[str, Any], source: str) -> None:
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     nested = {"lora": LoRASettings, "dp": DPSettings}
-    problems = [f"unknown key {key!r}; valid keys: {', '.join(sorted(known))}"
-                for key in values if key not in known]
+    problems = [
+        f"unknown key {key!r}; valid keys: {', '.join(sorted(known))}"
+        for key in values
+        if key not in known
+    ]
     for key, cls in nested.items():
         sub = values.get(key)
         if isinstance(sub, dict):
             valid = {f.name for f in dataclasses.fields(cls)}
-            problems += [f"unknown key '{key}.{name}'; valid: {', '.join(sorted(valid))}"
-                         for name in sub if name not in valid]
+            problems += [
+                f"unknown key '{key}.{name}'; valid: {', '.join(sorted(valid))}"
+                for name in sub
+                if name not in valid
+            ]
     _raise_if_any(problems, source)
 
 

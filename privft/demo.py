@@ -43,9 +43,15 @@ def run_demo(out: Path, plan: DemoPlan = DemoPlan(), *, show_progress: bool = Tr
     run_dirs = []
     for recipe in RECIPE_NAMES:
         run_dir = out / "runs" / recipe
-        config = TrainConfig(recipe=recipe, data=str(data), out=str(run_dir), model=plan.model,
-                             epochs=plan.epochs, seed=plan.seed,
-                             dp={"epsilon": plan.epsilon})
+        config = TrainConfig(
+            recipe=recipe,
+            data=str(data),
+            out=str(run_dir),
+            model=plan.model,
+            epochs=plan.epochs,
+            seed=plan.seed,
+            dp={"epsilon": plan.epsilon},
+        )
         logger.info("training %s", recipe)
         train(config, show_progress=show_progress)
         if not (run_dir / "results.json").exists():

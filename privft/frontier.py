@@ -24,13 +24,27 @@ logger = logging.getLogger(__name__)
 
 # Direction in which each known measure is better; "min" means lower is better.
 BETTER: dict[str, str] = {
-    "sensitive_gap": "min", "nonsensitive_gap": "min", "sensitive_gain": "min",
-    "mia_auc": "min", "mia_auc_calibrated": "min", "mia_sensitive_auc": "min",
-    "mia_tpr_at_1pct_fpr": "min", "exposure_max": "min", "exposure_r1": "min",
-    "exposure_r4": "min", "exposure_r16": "min", "epsilon": "min",
-    "test_nonsensitive_nll_nats": "min", "test_nonsensitive_ppl": "min", "test_nll_nats": "min",
-    "test_ppl": "min", "train_time_s": "min", "time_per_step_s": "min", "peak_memory_mb": "min",
-    "trainable_params": "min", "tokens_per_s": "max",
+    "sensitive_gap": "min",
+    "nonsensitive_gap": "min",
+    "sensitive_gain": "min",
+    "mia_auc": "min",
+    "mia_auc_calibrated": "min",
+    "mia_sensitive_auc": "min",
+    "mia_tpr_at_1pct_fpr": "min",
+    "exposure_max": "min",
+    "exposure_r1": "min",
+    "exposure_r4": "min",
+    "exposure_r16": "min",
+    "epsilon": "min",
+    "test_nonsensitive_nll_nats": "min",
+    "test_nonsensitive_ppl": "min",
+    "test_nll_nats": "min",
+    "test_ppl": "min",
+    "train_time_s": "min",
+    "time_per_step_s": "min",
+    "peak_memory_mb": "min",
+    "trainable_params": "min",
+    "tokens_per_s": "max",
 }
 RECIPE_MARKERS = {"full": "o", "lora": "s", "dp_sgd": "^", "dp_lora": "D"}
 RECIPE_COLORS = {"full": "#d62728", "lora": "#ff7f0e", "dp_sgd": "#1f77b4", "dp_lora": "#2ca02c"}
@@ -65,15 +79,23 @@ def load_results(paths: list[Path]) -> list[dict[str, Any]]:
             continue
         results.append(json.loads(file.read_text(encoding="utf-8")))
     if missing:
-        raise FrontierError("results.json not found: " + ", ".join(missing)
-                            + "; evaluate those runs first with `privft eval RUN_DIR`")
+        raise FrontierError(
+            "results.json not found: "
+            + ", ".join(missing)
+            + "; evaluate those runs first with `privft eval RUN_DIR`"
+        )
     return results
 
 
 def _setting(result: dict[str, Any]) -> dict[str, Any]:
     config = result["run"]["config"]
-    setting = {"recipe": config["recipe"], "model": config["model"], "data": config["data"],
-               "learning_rate": config["learning_rate"], "epochs": config["epochs"]}
+    setting = {
+        "recipe": config["recipe"],
+        "model": config["model"],
+        "data": config["data"],
+        "learning_rate": config["learning_rate"],
+        "epochs": config["epochs"],
+    }
     if config["recipe"] in ("lora", "dp_lora"):
         setting["lora_r"] = config["lora"]["r"]
     if config["recipe"] in ("dp_sgd", "dp_lora"):
@@ -107,8 +129,11 @@ def aggregate(results: list[dict[str, Any]]) -> list[Point]:
         for name in names:
             mean[name], ci[name] = _mean_ci([m["measures"].get(name) for m in members])
         label = members[0]["run"]["name"] if len(members) == 1 else _label(setting)
-        points.append(Point(label, setting["recipe"], setting,
-                            [m["run"]["run_dir"] for m in members], mean, ci))
+        points.append(
+            Point(
+                label, setting["recipe"], setting, [m["run"]["run_dir"] for m in members], mean, ci
+            )
+        )
     return sorted(points, key=lambda p: p.name)
 
 
@@ -121,8 +146,9 @@ def _label(setting: dict[str, Any]) -> str:
     return "-".join(parts)
 
 
-def pareto_set(xs: list[float], ys: list[float], *, x_better: str = "min",
-               y_better: str = "min") -> list[int]:
+def pareto_set(
+    xs: list[float], ys: list[float], *, x_better: str = "min", y_better: str = "min"
+) -> list[int]:
     """Indices of points that no other point dominates (at least as good on both, better on one)."""
     sx = -1.0 if x_better == "max" else 1.0
     sy = -1.0 if y_better == "max" else 1.0
@@ -130,7 +156,8 @@ def pareto_set(xs: list[float], ys: list[float], *, x_better: str = "min",
     for i, (x, y) in enumerate(zip(xs, ys, strict=True)):
         dominated = any(
             sx * xo <= sx * x and sy * yo <= sy * y and (sx * xo < sx * x or sy * yo < sy * y)
-            for j, (xo, yo) in enumerate(zip(xs, ys, strict=True)) if j != i
+            for j, (xo, yo) in enumerate(zip(xs, ys, strict=True))
+            if j != i
         )
         if not dominated:
             keep.append(i)
@@ -148,13 +175,33 @@ def _direction(measure: str, override: str | None) -> str:
 def frontier_table(points: list[Point], x: str, y: str, pareto: set[int]) -> list[dict[str, Any]]:
     rows = []
     for index, point in enumerate(points):
-        row = {"name": point.name, "recipe": point.recipe, "seeds": len(point.runs),
-               "pareto": index in pareto}
-        row.update({f"setting.{k}": v for k, v in point.settings.items()
-                    if k not in ("recipe", "model", "data")})
-        for measure in dict.fromkeys([x, y, "sensitive_gap", "exposure_max", "mia_auc",
-                                      "test_nonsensitive_ppl", "epsilon", "train_time_s",
-                                      "peak_memory_mb", "trainable_params"]):
+        row = {
+            "name": point.name,
+            "recipe": point.recipe,
+            "seeds": len(point.runs),
+            "pareto": index in pareto,
+        }
+        row.update(
+            {
+                f"setting.{k}": v
+                for k, v in point.settings.items()
+                if k not in ("recipe", "model", "data")
+            }
+        )
+        for measure in dict.fromkeys(
+            [
+                x,
+                y,
+                "sensitive_gap",
+                "exposure_max",
+                "mia_auc",
+                "test_nonsensitive_ppl",
+                "epsilon",
+                "train_time_s",
+                "peak_memory_mb",
+                "trainable_params",
+            ]
+        ):
             row[measure] = point.mean.get(measure)
         rows.append(row)
     return rows
@@ -201,12 +248,14 @@ def build_frontier(
     for measure in (x, y):
         if all(p.mean.get(measure) is None for p in points):
             known = sorted({k for p in points for k in p.mean})
-            raise FrontierError(f"measure {measure!r} is in no results.json; known measures: "
-                                + ", ".join(known))
+            raise FrontierError(
+                f"measure {measure!r} is in no results.json; known measures: " + ", ".join(known)
+            )
     usable = [p for p in points if p.mean.get(x) is not None and p.mean.get(y) is not None]
     xd, yd = _direction(x, x_better), _direction(y, y_better)
-    front = pareto_set([p.mean[x] for p in usable], [p.mean[y] for p in usable],
-                       x_better=xd, y_better=yd)
+    front = pareto_set(
+        [p.mean[x] for p in usable], [p.mean[y] for p in usable], x_better=xd, y_better=yd
+    )
     pareto = {points.index(usable[i]) for i in front}
     rows = frontier_table(points, x, y, pareto)
 
@@ -214,12 +263,25 @@ def build_frontier(
     out.mkdir(parents=True, exist_ok=True)
     from privft.plots import plot_frontier
 
-    plot_frontier(points, x=x, y=y, pareto=pareto, out=out, x_better=xd, y_better=yd,
-                  extra_panels=[m for m in EXTRA_PANELS if m != x])
+    plot_frontier(
+        points,
+        x=x,
+        y=y,
+        pareto=pareto,
+        out=out,
+        x_better=xd,
+        y_better=yd,
+        extra_panels=[m for m in EXTRA_PANELS if m != x],
+    )
     atomic_write_text(out / "frontier.csv", _csv(rows))
     atomic_write_text(out / "frontier.md", _markdown(rows))
-    summary = {"x": x, "y": y, "x_better": xd, "y_better": yd,
-               "pareto": [points[i].name for i in sorted(pareto)],
-               "points": [vars(p) for p in points]}
+    summary = {
+        "x": x,
+        "y": y,
+        "x_better": xd,
+        "y_better": yd,
+        "pareto": [points[i].name for i in sorted(pareto)],
+        "points": [vars(p) for p in points],
+    }
     atomic_write_json(out / "frontier.json", summary)
     return summary

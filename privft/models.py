@@ -24,8 +24,10 @@ def resolve_model_path(name_or_path: str) -> str:
     """Map ``builtin`` to the shipped model folder; pass other names through unchanged."""
     if name_or_path == BUILTIN_MODEL:
         if not (BUILTIN_MODEL_DIR / "config.json").exists():
-            raise ModelLoadError(f"the built-in model is missing from {BUILTIN_MODEL_DIR}; "
-                                 "rebuild it with `python scripts/build_base_model.py`")
+            raise ModelLoadError(
+                f"the built-in model is missing from {BUILTIN_MODEL_DIR}; "
+                "rebuild it with `python scripts/build_base_model.py`"
+            )
         return str(BUILTIN_MODEL_DIR)
     return name_or_path
 
@@ -38,8 +40,10 @@ def load_tokenizer(name_or_path: str, *, trust_remote_code: bool = False) -> Tok
     except (OSError, ValueError) as err:
         raise ModelLoadError(_load_hint(path, "tokenizer")) from err
     if not tokenizer.is_fast:
-        raise ModelLoadError(f"{path}: privft needs a fast tokenizer (offset mappings decide "
-                             "which tokens are sensitive); save the model with a tokenizer.json")
+        raise ModelLoadError(
+            f"{path}: privft needs a fast tokenizer (offset mappings decide "
+            "which tokens are sensitive); save the model with a tokenizer.json"
+        )
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "right"
@@ -66,10 +70,14 @@ def load_model(
 
 def _load_hint(path: str, what: str) -> str:
     if Path(path).exists():
-        return (f"could not load the {what} from folder {path}; it needs config.json, "
-                "safetensors weights and tokenizer files as written by save_pretrained")
-    return (f"could not load the {what} {path!r}: no such folder, and hub ids need network "
-            "access; pass a local folder, or `builtin` for the shipped model")
+        return (
+            f"could not load the {what} from folder {path}; it needs config.json, "
+            "safetensors weights and tokenizer files as written by save_pretrained"
+        )
+    return (
+        f"could not load the {what} {path!r}: no such folder, and hub ids need network "
+        "access; pass a local folder, or `builtin` for the shipped model"
+    )
 
 
 def count_parameters(model: torch.nn.Module) -> tuple[int, int]:

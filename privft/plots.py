@@ -20,22 +20,38 @@ LABELS = {
 }
 
 
-def _panel(ax, points: list[Point], x: str, y: str, pareto: set[int] | None,
-           x_better: str, y_better: str) -> None:
+def _panel(
+    ax, points: list[Point], x: str, y: str, pareto: set[int] | None, x_better: str, y_better: str
+) -> None:
     for index, point in enumerate(points):
         px, py = point.mean.get(x), point.mean.get(y)
         if px is None or py is None:
             continue
         xerr = _err(point, x)
         yerr = _err(point, y)
-        ax.errorbar(px, py, xerr=xerr, yerr=yerr, fmt=RECIPE_MARKERS.get(point.recipe, "o"),
-                    color=RECIPE_COLORS.get(point.recipe, "gray"), markersize=8, capsize=3,
-                    markeredgecolor="black" if pareto and index in pareto else "none")
+        ax.errorbar(
+            px,
+            py,
+            xerr=xerr,
+            yerr=yerr,
+            fmt=RECIPE_MARKERS.get(point.recipe, "o"),
+            color=RECIPE_COLORS.get(point.recipe, "gray"),
+            markersize=8,
+            capsize=3,
+            markeredgecolor="black" if pareto and index in pareto else "none",
+        )
         ax.annotate(point.name, (px, py), textcoords="offset points", xytext=(5, 5), fontsize=7)
     if pareto:
         front = sorted((points[i].mean[x], points[i].mean[y]) for i in pareto)
-        ax.step([p[0] for p in front], [p[1] for p in front], "--", where="post", color="black",
-                lw=1, label="Pareto set")
+        ax.step(
+            [p[0] for p in front],
+            [p[1] for p in front],
+            "--",
+            where="post",
+            color="black",
+            lw=1,
+            label="Pareto set",
+        )
     ax.margins(0.15)
     ax.set_xlabel(LABELS.get(x, x), fontsize=8)
     ax.set_ylabel(LABELS.get(y, y), fontsize=8)
@@ -50,8 +66,17 @@ def _err(point: Point, measure: str):
     return [[mean - interval[0]], [interval[1] - mean]]
 
 
-def plot_frontier(points: list[Point], *, x: str, y: str, pareto: set[int], out: Path,
-                  x_better: str, y_better: str, extra_panels: list[str]) -> None:
+def plot_frontier(
+    points: list[Point],
+    *,
+    x: str,
+    y: str,
+    pareto: set[int],
+    out: Path,
+    x_better: str,
+    y_better: str,
+    extra_panels: list[str],
+) -> None:
     """Draw the chosen pair with its Pareto set, plus privacy measures against the same y."""
     extras = [m for m in extra_panels if any(p.mean.get(m) is not None for p in points)][:3]
     columns = 1 if not extras else 2
@@ -63,10 +88,13 @@ def plot_frontier(points: list[Point], *, x: str, y: str, pareto: set[int], out:
     for ax, measure in zip(flat[1:], extras, strict=False):
         _panel(ax, points, measure, y, None, "min", y_better)
         ax.set_title(f"{measure} vs utility", fontsize=9)
-    for ax in flat[1 + len(extras):]:
+    for ax in flat[1 + len(extras) :]:
         ax.axis("off")
-    handles = [plt.Line2D([], [], marker=RECIPE_MARKERS[r], color=RECIPE_COLORS[r], ls="",
-                          label=r) for r in RECIPE_MARKERS if any(p.recipe == r for p in points)]
+    handles = [
+        plt.Line2D([], [], marker=RECIPE_MARKERS[r], color=RECIPE_COLORS[r], ls="", label=r)
+        for r in RECIPE_MARKERS
+        if any(p.recipe == r for p in points)
+    ]
     fig.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize=8)
     fig.tight_layout(rect=(0, 0, 1, 0.92))
     for suffix in ("png", "svg"):

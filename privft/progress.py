@@ -19,8 +19,9 @@ logger = logging.getLogger(__name__)
 class ProgressBar:
     """A context manager: ``update(advance, **fields)`` moves the bar and shows the fields."""
 
-    def __init__(self, description: str, total: int, *, enabled: bool = True,
-                 log_interval_s: float = 10.0):
+    def __init__(
+        self, description: str, total: int, *, enabled: bool = True, log_interval_s: float = 10.0
+    ):
         self.description = description
         self.total = total
         self.done = 0
@@ -33,8 +34,12 @@ class ProgressBar:
         self._progress: Progress | None = None
         if self._live:
             self._progress = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=console,
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.fields[info]}"),
+                console=console,
                 transient=False,
             )
             self._task = self._progress.add_task(description, total=total, info="")
@@ -44,8 +49,12 @@ class ProgressBar:
             self._progress.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if self._progress is not None:
             self._progress.stop()
         elif self.enabled and exc is None:

@@ -27,19 +27,25 @@ def _train_tokenizer(folder: Path) -> None:
     from transformers import PreTrainedTokenizerFast
 
     tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Digits(individual_digits=True),
-        pre_tokenizers.ByteLevel(add_prefix_space=False),
-    ])
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False),
+        ]
+    )
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=400, special_tokens=["<|endoftext|>", "<|pad|>"],
+        vocab_size=400,
+        special_tokens=["<|endoftext|>", "<|pad|>"],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     tokenizer.train_from_iterator(CORPUS, trainer=trainer)
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
-        unk_token="<|endoftext|>", pad_token="<|pad|>",
+        tokenizer_object=tokenizer,
+        bos_token="<|endoftext|>",
+        eos_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+        pad_token="<|pad|>",
     )
     fast.save_pretrained(folder)
 
@@ -64,20 +70,45 @@ def build_tiny_model(arch: str, vocab_size: int, *, seed: int = 0) -> torch.nn.M
 
     torch.manual_seed(seed)
     if arch == "gpt_neox":
-        config = GPTNeoXConfig(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2,
-                               num_attention_heads=4, intermediate_size=64,
-                               max_position_embeddings=256, tie_word_embeddings=False,
-                               bos_token_id=0, eos_token_id=0, pad_token_id=1)
+        config = GPTNeoXConfig(
+            vocab_size=vocab_size,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=64,
+            max_position_embeddings=256,
+            tie_word_embeddings=False,
+            bos_token_id=0,
+            eos_token_id=0,
+            pad_token_id=1,
+        )
         return GPTNeoXForCausalLM(config)
     if arch == "gpt2":
-        config = GPT2Config(vocab_size=vocab_size, n_embd=32, n_layer=2, n_head=4, n_positions=256,
-                            bos_token_id=0, eos_token_id=0, pad_token_id=1)
+        config = GPT2Config(
+            vocab_size=vocab_size,
+            n_embd=32,
+            n_layer=2,
+            n_head=4,
+            n_positions=256,
+            bos_token_id=0,
+            eos_token_id=0,
+            pad_token_id=1,
+        )
         return GPT2LMHeadModel(config)
     if arch == "llama":
-        config = LlamaConfig(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2,
-                             num_attention_heads=4, num_key_value_heads=2, intermediate_size=64,
-                             max_position_embeddings=256, tie_word_embeddings=False,
-                             bos_token_id=0, eos_token_id=0, pad_token_id=1)
+        config = LlamaConfig(
+            vocab_size=vocab_size,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=256,
+            tie_word_embeddings=False,
+            bos_token_id=0,
+            eos_token_id=0,
+            pad_token_id=1,
+        )
         return LlamaForCausalLM(config)
     raise ValueError(arch)
 
@@ -120,24 +151,44 @@ def write_tiny_data(folder: Path, *, n_train: int = 24, n_test: int = 12) -> Pat
     def person_record(split: str, i: int) -> dict:
         name = f"{first[i % 10]} {last[(i * 3 + (split == 'test')) % 10]}"
         email = f"{name.split()[0].lower()}{i}@example.com"
-        return _record(f"{split}-{i:03d}", [
-            ("Customer: Hi, I am ", None), (name, "PERSON"),
-            (" and my email is ", None), (email, "EMAIL"),
-            (". Agent: Thanks, the order is on its way.", None),
-        ])
+        return _record(
+            f"{split}-{i:03d}",
+            [
+                ("Customer: Hi, I am ", None),
+                (name, "PERSON"),
+                (" and my email is ", None),
+                (email, "EMAIL"),
+                (". Agent: Thanks, the order is on its way.", None),
+            ],
+        )
 
     train = [person_record("train", i) for i in range(n_train)]
     test = [person_record("test", i + 100) for i in range(n_test)]
     prefix, suffix = "Note: the verification code is ", "."
     canaries = [
-        {"id": "canary-0", "prefix": prefix, "secret": "482913", "suffix": suffix,
-         "repetitions": 2},
-        {"id": "canary-ref-0", "prefix": prefix, "secret": "105577", "suffix": suffix,
-         "repetitions": 0},
+        {
+            "id": "canary-0",
+            "prefix": prefix,
+            "secret": "482913",
+            "suffix": suffix,
+            "repetitions": 2,
+        },
+        {
+            "id": "canary-ref-0",
+            "prefix": prefix,
+            "secret": "105577",
+            "suffix": suffix,
+            "repetitions": 0,
+        },
     ]
     for r in range(2):
-        train.append(_record(f"canary-0-r{r}", [(prefix, None), ("482913", "SECRET"),
-                                                (suffix, None)], canary_id="canary-0"))
+        train.append(
+            _record(
+                f"canary-0-r{r}",
+                [(prefix, None), ("482913", "SECRET"), (suffix, None)],
+                canary_id="canary-0",
+            )
+        )
     for name, rows in (("train", train), ("test", test), ("canaries", canaries)):
         with open(folder / f"{name}.jsonl", "w", encoding="utf-8") as handle:
             handle.writelines(json.dumps(row) + "\n" for row in rows)

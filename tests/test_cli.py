@@ -24,13 +24,29 @@ def test_synth_train_eval_frontier(tmp_path, tiny_model_dir):
     runs = []
     for recipe in ("full", "dp_lora"):
         run = tmp_path / "runs" / recipe
-        result = invoke("train", "--recipe", recipe, "--data", data, "--out", run, "--model",
-                        model, "--epochs", 1, "--batch-size", 8, "--max-length", 64,
-                        "--no-progress")
+        result = invoke(
+            "train",
+            "--recipe",
+            recipe,
+            "--data",
+            data,
+            "--out",
+            run,
+            "--model",
+            model,
+            "--epochs",
+            1,
+            "--batch-size",
+            8,
+            "--max-length",
+            64,
+            "--no-progress",
+        )
         assert result.exit_code == 0, result.output
         runs.append(run)
-    result = invoke("eval", *runs, "--exposure", "sampled", "--exposure-samples", 300,
-                    "--no-progress")
+    result = invoke(
+        "eval", *runs, "--exposure", "sampled", "--exposure-samples", 300, "--no-progress"
+    )
     assert result.exit_code == 0, result.output
     measures = json.loads((runs[1] / "results.json").read_text())["measures"]
     assert measures["epsilon"] <= 8.0
@@ -40,15 +56,25 @@ def test_synth_train_eval_frontier(tmp_path, tiny_model_dir):
 
 
 def test_train_bad_epsilon_exits_nonzero(tmp_path, tiny_data_dir):
-    result = invoke("train", "--recipe", "dp_sgd", "--data", tiny_data_dir, "--out",
-                    tmp_path / "run", "--epsilon", -1)
+    result = invoke(
+        "train",
+        "--recipe",
+        "dp_sgd",
+        "--data",
+        tiny_data_dir,
+        "--out",
+        tmp_path / "run",
+        "--epsilon",
+        -1,
+    )
     assert result.exit_code == 1
     assert "dp.epsilon must be positive, got -1.0" in result.output
 
 
 def test_train_missing_data_names_fix(tmp_path):
-    result = invoke("train", "--recipe", "full", "--data", tmp_path / "nope", "--out",
-                    tmp_path / "run")
+    result = invoke(
+        "train", "--recipe", "full", "--data", tmp_path / "nope", "--out", tmp_path / "run"
+    )
     assert result.exit_code == 1
     assert "privft data synth" in result.output
 

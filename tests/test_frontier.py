@@ -24,20 +24,31 @@ def test_duplicate_points_both_kept():
 
 
 def fake_result(tmp_path, name, recipe, seed, gap, nll):
-    config = {"recipe": recipe, "model": "builtin", "data": "d", "learning_rate": 1e-3,
-              "epochs": 1, "seed": seed, "lora": {"r": 8},
-              "dp": {"epsilon": 8.0, "noise_multiplier": None}}
+    config = {
+        "recipe": recipe,
+        "model": "builtin",
+        "data": "d",
+        "learning_rate": 1e-3,
+        "epochs": 1,
+        "seed": seed,
+        "lora": {"r": 8},
+        "dp": {"epsilon": 8.0, "noise_multiplier": None},
+    }
     folder = tmp_path / name
     folder.mkdir()
-    result = {"run": {"name": name, "run_dir": str(folder), "config": config},
-              "measures": {"sensitive_gap": gap, "test_nonsensitive_nll_nats": nll}}
+    result = {
+        "run": {"name": name, "run_dir": str(folder), "config": config},
+        "measures": {"sensitive_gap": gap, "test_nonsensitive_nll_nats": nll},
+    }
     (folder / "results.json").write_text(json.dumps(result))
     return folder
 
 
 def test_seeds_averaged_with_interval(tmp_path):
-    runs = [fake_result(tmp_path, f"lora-s{s}", "lora", s, g, 3.0)
-            for s, g in ((0, 0.1), (1, 0.2), (2, 0.3))]
+    runs = [
+        fake_result(tmp_path, f"lora-s{s}", "lora", s, g, 3.0)
+        for s, g in ((0, 0.1), (1, 0.2), (2, 0.3))
+    ]
     from privft.frontier import load_results
 
     points = aggregate(load_results(runs))
@@ -48,9 +59,11 @@ def test_seeds_averaged_with_interval(tmp_path):
 
 
 def test_frontier_writes_outputs(tmp_path):
-    runs = [fake_result(tmp_path, "full", "full", 0, 0.5, 2.0),
-            fake_result(tmp_path, "dp_sgd", "dp_sgd", 0, 0.05, 2.5),
-            fake_result(tmp_path, "lora", "lora", 0, 0.6, 2.6)]
+    runs = [
+        fake_result(tmp_path, "full", "full", 0, 0.5, 2.0),
+        fake_result(tmp_path, "dp_sgd", "dp_sgd", 0, 0.05, 2.5),
+        fake_result(tmp_path, "lora", "lora", 0, 0.6, 2.6),
+    ]
     summary = build_frontier(runs, tmp_path / "out")
     assert summary["pareto"] == ["dp_sgd", "full"]
     for name in ("frontier.png", "frontier.svg", "frontier.csv", "frontier.md", "frontier.json"):

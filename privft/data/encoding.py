@@ -75,8 +75,13 @@ def encode_records(
             ids, labels = ids[:max_length], labels[:max_length]
         encoded.append(EncodedRecord(record.id, ids, labels, record.canary_id))
     if truncated:
-        logger.warning("%d of %d records are longer than %d tokens and were truncated; their "
-                       "spans were cut to match", truncated, len(records), max_length)
+        logger.warning(
+            "%d of %d records are longer than %d tokens and were truncated; their "
+            "spans were cut to match",
+            truncated,
+            len(records),
+            max_length,
+        )
     return encoded
 
 
@@ -121,7 +126,9 @@ def per_sample_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """
     targets = labels[:, 1:]
     nll = torch.nn.functional.cross_entropy(
-        logits[:, :-1].transpose(1, 2).float(), targets, ignore_index=IGNORE_INDEX,
+        logits[:, :-1].transpose(1, 2).float(),
+        targets,
+        ignore_index=IGNORE_INDEX,
         reduction="none",
     )
     mask = (targets != IGNORE_INDEX).to(nll.dtype)

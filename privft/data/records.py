@@ -106,22 +106,28 @@ def _iter_json_lines(path: Path, problems: list[str]) -> Iterator[tuple[int, dic
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise DataError(f"{path}: file not found. Pass a folder with train.jsonl and test.jsonl, "
-                        "or make one with `privft data synth --out DIR`.") from None
+        raise DataError(
+            f"{path}: file not found. Pass a folder with train.jsonl and test.jsonl, "
+            "or make one with `privft data synth --out DIR`."
+        ) from None
     for number, line in enumerate(raw.split(b"\n"), start=1):
         if not line.strip():
             continue
         try:
             decoded = line.decode("utf-8")
         except UnicodeDecodeError as err:
-            problems.append(f"{path}:{number}: bytes are not valid UTF-8 at byte {err.start}; "
-                            "re-encode the file as UTF-8")
+            problems.append(
+                f"{path}:{number}: bytes are not valid UTF-8 at byte {err.start}; "
+                "re-encode the file as UTF-8"
+            )
             continue
         try:
             obj = json.loads(decoded)
         except json.JSONDecodeError as err:
-            problems.append(f"{path}:{number}: malformed JSON ({err.msg} at column {err.colno}); "
-                            "each line must be one JSON object")
+            problems.append(
+                f"{path}:{number}: malformed JSON ({err.msg} at column {err.colno}); "
+                "each line must be one JSON object"
+            )
             continue
         if not isinstance(obj, dict):
             problems.append(f"{path}:{number}: expected a JSON object, got {type(obj).__name__}")
@@ -142,24 +148,33 @@ def _check_spans(where: str, text: str, raw_spans: Any, problems: list[str]) -> 
             problems.append(f"{at} must be an object with start, end and label")
             continue
         start, end, label = raw.get("start"), raw.get("end"), raw.get("label", "PII")
-        bad_int = [k for k, v in (("start", start), ("end", end))
-                   if not isinstance(v, int) or isinstance(v, bool)]
+        bad_int = [
+            k
+            for k, v in (("start", start), ("end", end))
+            if not isinstance(v, int) or isinstance(v, bool)
+        ]
         if bad_int:
-            problems.append(f"{at}: '{bad_int[0]}' must be an integer character offset, "
-                            f"got {raw.get(bad_int[0])!r}")
+            problems.append(
+                f"{at}: '{bad_int[0]}' must be an integer character offset, "
+                f"got {raw.get(bad_int[0])!r}"
+            )
             continue
         if start < 0 or end > len(text) or start >= end:
-            problems.append(f"{at}: range [{start}, {end}) is invalid for a text of "
-                            f"{len(text)} characters; need 0 <= start < end <= {len(text)}")
+            problems.append(
+                f"{at}: range [{start}, {end}) is invalid for a text of "
+                f"{len(text)} characters; need 0 <= start < end <= {len(text)}"
+            )
             continue
         if not isinstance(label, str) or not label:
             problems.append(f"{at}: 'label' must be a non-empty string, got {label!r}")
             continue
         if spans and start < spans[-1].end:
             kind = "overlaps" if start >= spans[-1].start else "is not sorted after"
-            problems.append(f"{at}: [{start}, {end}) {kind} the previous span "
-                            f"[{spans[-1].start}, {spans[-1].end}); spans must be sorted by start "
-                            "and must not overlap")
+            problems.append(
+                f"{at}: [{start}, {end}) {kind} the previous span "
+                f"[{spans[-1].start}, {spans[-1].end}); spans must be sorted by start "
+                "and must not overlap"
+            )
             continue
         spans.append(Span(start, end, label))
     return spans
@@ -196,8 +211,10 @@ def load_records(path: Path) -> list[Record]:
             continue
         record_id = str(record_id)
         if record_id in first_line_of:
-            problems.append(f"{where}: duplicate id {record_id!r} (first seen on line "
-                            f"{first_line_of[record_id]}); ids must be unique within a file")
+            problems.append(
+                f"{where}: duplicate id {record_id!r} (first seen on line "
+                f"{first_line_of[record_id]}); ids must be unique within a file"
+            )
             continue
         first_line_of[record_id] = number
         spans = _check_spans(where, text, obj.get("spans"), problems)
@@ -225,15 +242,18 @@ def load_canaries(path: Path) -> list[Canary]:
         alphabet = obj.get("alphabet", "0123456789")
         secret = obj["secret"]
         if not isinstance(secret, str) or not secret or any(c not in alphabet for c in secret):
-            problems.append(f"{where}: 'secret' must be a non-empty string over the alphabet "
-                            f"{alphabet!r} (value not shown)")
+            problems.append(
+                f"{where}: 'secret' must be a non-empty string over the alphabet "
+                f"{alphabet!r} (value not shown)"
+            )
             continue
         reps = obj["repetitions"]
         if not isinstance(reps, int) or reps < 0:
             problems.append(f"{where}: 'repetitions' must be an integer >= 0, got {reps!r}")
             continue
-        canaries.append(Canary(str(obj["id"]), obj["prefix"], secret, obj.get("suffix", ""),
-                               reps, alphabet))
+        canaries.append(
+            Canary(str(obj["id"]), obj["prefix"], secret, obj.get("suffix", ""), reps, alphabet)
+        )
     _raise_if_any(path, problems)
     return canaries
 
@@ -242,8 +262,10 @@ def load_dataset_dir(root: Path) -> Dataset:
     """Load ``train.jsonl``, ``test.jsonl`` and (optional) ``canaries.jsonl`` from a folder."""
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"{root}: data folder not found. Make one with "
-                        f"`privft data synth --domain customer_support --out {root}`.")
+        raise DataError(
+            f"{root}: data folder not found. Make one with "
+            f"`privft data synth --domain customer_support --out {root}`."
+        )
     return Dataset(
         root=root,
         train=load_records(root / "train.jsonl"),

@@ -41,8 +41,14 @@ class ExposureResult:
     method: str
 
     def to_json(self) -> dict:
-        return {"id": self.canary_id, "repetitions": self.repetitions, "rank": self.rank,
-                "space_size": self.space_size, "exposure": self.exposure, "method": self.method}
+        return {
+            "id": self.canary_id,
+            "repetitions": self.repetitions,
+            "rank": self.rank,
+            "space_size": self.space_size,
+            "exposure": self.exposure,
+            "method": self.method,
+        }
 
 
 def _log_softmax_at(logits: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
@@ -50,8 +56,13 @@ def _log_softmax_at(logits: torch.Tensor, token_ids: torch.Tensor) -> torch.Tens
 
 
 def _expand_cache(cache: DynamicCache, batch: int, config) -> DynamicCache:
-    layers = [(layer.keys.expand(batch, -1, -1, -1).contiguous(),
-               layer.values.expand(batch, -1, -1, -1).contiguous()) for layer in cache.layers]
+    layers = [
+        (
+            layer.keys.expand(batch, -1, -1, -1).contiguous(),
+            layer.values.expand(batch, -1, -1, -1).contiguous(),
+        )
+        for layer in cache.layers
+    ]
     return DynamicCache(ddp_cache_data=layers, config=config)
 
 
@@ -91,7 +102,7 @@ def enumerate_log_perplexity(
     m = length - 2
     paths = _all_strings(size, m)  # [A^m, m]
     per_chunk = max(1, MAX_BATCH // size)
-    scores = np.empty(size ** length, dtype=np.float64)
+    scores = np.empty(size**length, dtype=np.float64)
     for start in range(0, len(paths), per_chunk):
         chunk = paths[start : start + per_chunk]
         n = len(chunk)
@@ -100,8 +111,12 @@ def enumerate_log_perplexity(
         if m:
             cache = _expand_cache(out.cache, n, model.config)
             positions = torch.arange(prefix.shape[1], prefix.shape[1] + m, device=device)
-            step = model(input_ids=chars[chunk.to(device)], cache=cache, use_cache=True,
-                         position_ids=positions.repeat(n, 1))
+            step = model(
+                input_ids=chars[chunk.to(device)],
+                cache=cache,
+                use_cache=True,
+                position_ids=positions.repeat(n, 1),
+            )
             logp = _log_softmax_at(step.logits, chars).double().cpu()  # [n, m, A]
             inner = -logp[:, :-1].gather(2, chunk[:, 1:].unsqueeze(-1)).squeeze(-1).sum(1)
             head = head + inner
@@ -117,8 +132,7 @@ def enumerate_log_perplexity(
         position = torch.full((n * size, 1), prefix.shape[1] + m, device=device)
         final = model(input_ids=last_chars, cache=cache, use_cache=False, position_ids=position)
         last_nll = -_log_softmax_at(final.logits[:, -1], chars).double().cpu()  # [n*A, A]
-        total = (head[:, None, None] + next_nll[:, :, None]
-                 + last_nll.reshape(n, size, size))
+        total = head[:, None, None] + next_nll[:, :, None] + last_nll.reshape(n, size, size)
         offset = start * size * size
         scores[offset : offset + n * size * size] = total.reshape(-1).numpy()
         if progress is not None:
@@ -170,8 +184,12 @@ def digit_tokens(tokenizer: Tokenizer, canaries: Sequence[Canary]) -> list[int] 
 
 @torch.no_grad()
 def sampled_log_perplexity(
-    model: torch.nn.Module, tokenizer: Tokenizer, prefix: str, secrets: Sequence[str],
-    *, batch_size: int = 64,
+    model: torch.nn.Module,
+    tokenizer: Tokenizer,
+    prefix: str,
+    secrets: Sequence[str],
+    *,
+    batch_size: int = 64,
 ) -> np.ndarray:
     """Log-perplexity (nats) of each secret after ``prefix``, by teacher forcing full texts."""
     model.eval()
@@ -188,8 +206,15 @@ def sampled_log_perplexity(
             ids[row, : len(e)] = torch.tensor(e)
             mask[row, : len(e)] = 1
         positions = torch.arange(width).repeat(len(encoded), 1)
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                       position_ids=positions.to(device)).logits.float().cpu()
+        logits = (
+            model(
+                input_ids=ids.to(device),
+                attention_mask=mask.to(device),
+                position_ids=positions.to(device),
+            )
+            .logits.float()
+            .cpu()
+        )
         logp = torch.log_softmax(logits[:, :-1], -1).gather(2, ids[:, 1:, None]).squeeze(-1)
         # Target positions of the secret: tokens prefix_len .. len-1 (scored by logits one left).
         target = torch.zeros_like(logp, dtype=torch.bool)
@@ -205,15 +230,18 @@ def _random_secrets(alphabet: str, length: int, count: int, seed: int) -> list[s
     return ["".join(alphabet[i] for i in row) for row in picks]
 
 
-def _group_exposures(model, tokenizer, group: list[Canary], *, method: str, samples: int,
-                     seed: int, progress=None) -> list[ExposureResult]:
+def _group_exposures(
+    model, tokenizer, group: list[Canary], *, method: str, samples: int, seed: int, progress=None
+) -> list[ExposureResult]:
     alphabet, length = group[0].alphabet, len(group[0].secret)
     space = len(alphabet) ** length
     inserted = [secret_index(c.secret, alphabet) for c in group if c.repetitions > 0]
     char_ids = digit_tokens(tokenizer, group) if method != "sampled" else None
     if method == "exact" and char_ids is None:
-        raise ValueError("exact exposure needs a tokenizer that encodes each secret character "
-                         "as one token after the template; use method 'sampled' or 'auto'")
+        raise ValueError(
+            "exact exposure needs a tokenizer that encodes each secret character "
+            "as one token after the template; use method 'sampled' or 'auto'"
+        )
     results = []
     if char_ids is not None:
         prefix_ids = tokenizer.encode(group[0].prefix, add_special_tokens=False)
@@ -221,8 +249,16 @@ def _group_exposures(model, tokenizer, group: list[Canary], *, method: str, samp
         for canary in group:
             target = secret_index(canary.secret, alphabet)
             rank, size = rank_of(scores, target, [i for i in inserted if i != target])
-            results.append(ExposureResult(canary.id, canary.repetitions, rank, size,
-                                          exposure_from_rank(rank, size), "exact"))
+            results.append(
+                ExposureResult(
+                    canary.id,
+                    canary.repetitions,
+                    rank,
+                    size,
+                    exposure_from_rank(rank, size),
+                    "exact",
+                )
+            )
         return results
     # Sampled estimate: rank ~ 1 + |R| * (share of random candidates more likely than it).
     candidates = _random_secrets(alphabet, length, samples, seed)
@@ -231,31 +267,49 @@ def _group_exposures(model, tokenizer, group: list[Canary], *, method: str, samp
     for canary, value in zip(group, own, strict=True):
         share = float((candidate_scores < value).mean())
         rank = max(1.0, 1.0 + share * (space - 1))
-        results.append(ExposureResult(canary.id, canary.repetitions, rank, space,
-                                      exposure_from_rank(rank, space), "sampled"))
+        results.append(
+            ExposureResult(
+                canary.id,
+                canary.repetitions,
+                rank,
+                space,
+                exposure_from_rank(rank, space),
+                "sampled",
+            )
+        )
     return results
 
 
 EXPOSURE_METHODS = ("auto", "exact", "sampled")
 
 
-def exposure_report(model, tokenizer, canaries: Sequence[Canary], *, method: str = "auto",
-                    samples: int = 5000, seed: int = 0, progress=None) -> dict:
+def exposure_report(
+    model,
+    tokenizer,
+    canaries: Sequence[Canary],
+    *,
+    method: str = "auto",
+    samples: int = 5000,
+    seed: int = 0,
+    progress=None,
+) -> dict:
     """Exposure of every canary, grouped by shared template, with means per repetition count.
 
     ``method`` is ``exact`` (enumerate the space), ``sampled`` (estimate from ``samples``
     random candidates) or ``auto`` (exact where the tokenizer allows it).
     """
     if method not in EXPOSURE_METHODS:
-        raise ValueError(f"exposure method {method!r} is unknown; valid: "
-                         f"{', '.join(EXPOSURE_METHODS)}")
+        raise ValueError(
+            f"exposure method {method!r} is unknown; valid: {', '.join(EXPOSURE_METHODS)}"
+        )
     groups: dict[tuple[str, str, int], list[Canary]] = {}
     for canary in canaries:
         groups.setdefault((canary.prefix, canary.alphabet, len(canary.secret)), []).append(canary)
     results = []
     for group in groups.values():
-        results += _group_exposures(model, tokenizer, group, method=method, samples=samples,
-                                    seed=seed, progress=progress)
+        results += _group_exposures(
+            model, tokenizer, group, method=method, samples=samples, seed=seed, progress=progress
+        )
     by_reps: dict[int, list[float]] = {}
     for result in results:
         by_reps.setdefault(result.repetitions, []).append(result.exposure)

@@ -47,12 +47,14 @@ def _finite_ranking(scores: np.ndarray) -> np.ndarray:
     """
     finite = scores[np.isfinite(scores)]
     low, high = (finite.min(), finite.max()) if len(finite) else (0.0, 0.0)
-    return np.where(np.isposinf(scores), high + 1.0,
-                    np.where(np.isfinite(scores), scores, low - 1.0))
+    return np.where(
+        np.isposinf(scores), high + 1.0, np.where(np.isfinite(scores), scores, low - 1.0)
+    )
 
 
-def attack_metrics(member_scores: np.ndarray, nonmember_scores: np.ndarray, *,
-                   resamples: int = 1000, seed: int = 0) -> dict:
+def attack_metrics(
+    member_scores: np.ndarray, nonmember_scores: np.ndarray, *, resamples: int = 1000, seed: int = 0
+) -> dict:
     """ROC AUC (with a 95% bootstrap interval) and TPR at 1% and 0.1% FPR."""
     scores = np.concatenate([member_scores, nonmember_scores])
     scores = _finite_ranking(scores)
@@ -64,8 +66,9 @@ def attack_metrics(member_scores: np.ndarray, nonmember_scores: np.ndarray, *,
 
     return {
         "auc": float(roc_auc_score(labels, scores)),
-        "auc_ci95": bootstrap_interval(auc_of, (n_members, len(nonmember_scores)),
-                                       resamples=resamples, seed=seed),
+        "auc_ci95": bootstrap_interval(
+            auc_of, (n_members, len(nonmember_scores)), resamples=resamples, seed=seed
+        ),
         "tpr_at_1pct_fpr": tpr_at_fpr(labels, scores, 0.01),
         "tpr_at_0.1pct_fpr": tpr_at_fpr(labels, scores, 0.001),
         "members": int(n_members),
@@ -81,6 +84,7 @@ def membership_report(
     seed: int = 0,
 ) -> dict:
     """Loss and base-calibrated attacks on all tokens and on sensitive tokens alone."""
+
     def mean_nll(records: Sequence[TokenScores], sensitive_only: bool) -> np.ndarray:
         values = []
         for record in records:

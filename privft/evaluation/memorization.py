@@ -35,22 +35,34 @@ class RecordSums:
         rows = []
         for s in scores:
             mask = s.sensitive
-            rows.append((s.nll[mask].sum(), s.correct[mask].sum(), mask.sum(),
-                         s.nll[~mask].sum(), s.correct[~mask].sum(), (~mask).sum()))
+            rows.append(
+                (
+                    s.nll[mask].sum(),
+                    s.correct[mask].sum(),
+                    mask.sum(),
+                    s.nll[~mask].sum(),
+                    s.correct[~mask].sum(),
+                    (~mask).sum(),
+                )
+            )
         columns = np.array(rows, dtype=np.float64).reshape(-1, 6).T
         return cls(*columns)
 
     def mean_nll(self, sensitive: bool, index: np.ndarray | None = None) -> float:
-        nll, count = (self.sens_nll, self.sens_count) if sensitive else (self.plain_nll,
-                                                                          self.plain_count)
+        nll, count = (
+            (self.sens_nll, self.sens_count) if sensitive else (self.plain_nll, self.plain_count)
+        )
         if index is not None:
             nll, count = nll[index], count[index]
         total = count.sum()
         return float(nll.sum() / total) if total else float("nan")
 
     def summary(self, sensitive: bool) -> dict[str, float]:
-        correct, count = (self.sens_correct, self.sens_count) if sensitive else (
-            self.plain_correct, self.plain_count)
+        correct, count = (
+            (self.sens_correct, self.sens_count)
+            if sensitive
+            else (self.plain_correct, self.plain_count)
+        )
         total = count.sum()
         return {
             "nll_nats": self.mean_nll(sensitive),
@@ -59,11 +71,16 @@ class RecordSums:
         }
 
 
-def _gap(sums: dict[tuple[str, str], RecordSums], sensitive: bool,
-         train_idx: np.ndarray | None = None, test_idx: np.ndarray | None = None) -> float:
+def _gap(
+    sums: dict[tuple[str, str], RecordSums],
+    sensitive: bool,
+    train_idx: np.ndarray | None = None,
+    test_idx: np.ndarray | None = None,
+) -> float:
     def diff(model: str) -> float:
-        return (sums[model, "test"].mean_nll(sensitive, test_idx)
-                - sums[model, "train"].mean_nll(sensitive, train_idx))
+        return sums[model, "test"].mean_nll(sensitive, test_idx) - sums[model, "train"].mean_nll(
+            sensitive, train_idx
+        )
 
     return diff("finetuned") - diff("base")
 
@@ -79,20 +96,27 @@ def memorization_report(
     """
     sums = {key: RecordSums.from_scores(value) for key, value in scores.items()}
     tables = {
-        model: {split: {"sensitive": sums[model, split].summary(True),
-                        "nonsensitive": sums[model, split].summary(False)} for split in SPLITS}
+        model: {
+            split: {
+                "sensitive": sums[model, split].summary(True),
+                "nonsensitive": sums[model, split].summary(False),
+            }
+            for split in SPLITS
+        }
         for model in MODELS
     }
     sizes = (len(scores["finetuned", "train"]), len(scores["finetuned", "test"]))
-    gains = (sums["base", "train"].mean_nll(True) - sums["finetuned", "train"].mean_nll(True))
+    gains = sums["base", "train"].mean_nll(True) - sums["finetuned", "train"].mean_nll(True)
     return {
         **tables,
         "sensitive_gap": _gap(sums, True),
         "sensitive_gap_ci95": bootstrap_interval(
-            lambda tr, te: _gap(sums, True, tr, te), sizes, resamples=resamples, seed=seed),
+            lambda tr, te: _gap(sums, True, tr, te), sizes, resamples=resamples, seed=seed
+        ),
         "nonsensitive_gap": _gap(sums, False),
         "nonsensitive_gap_ci95": bootstrap_interval(
-            lambda tr, te: _gap(sums, False, tr, te), sizes, resamples=resamples, seed=seed),
+            lambda tr, te: _gap(sums, False, tr, te), sizes, resamples=resamples, seed=seed
+        ),
         "sensitive_gain": gains,
         "by_kind": _by_kind(scores),
     }
@@ -111,8 +135,13 @@ def _by_kind(scores: dict[tuple[str, str], Sequence[TokenScores]]) -> dict[str, 
     kinds = sorted({label for label, _, _ in totals})
     report: dict[str, dict] = {}
     for kind in kinds:
-        means = {(m, s): (totals[kind, m, s][0] / totals[kind, m, s][1])
-                 if (kind, m, s) in totals else float("nan") for m in MODELS for s in SPLITS}
+        means = {
+            (m, s): (totals[kind, m, s][0] / totals[kind, m, s][1])
+            if (kind, m, s) in totals
+            else float("nan")
+            for m in MODELS
+            for s in SPLITS
+        }
         report[kind] = {
             **{f"{m}_{s}_nll_nats": means[m, s] for m in MODELS for s in SPLITS},
             "gap": (means["finetuned", "test"] - means["finetuned", "train"])

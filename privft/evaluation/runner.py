@@ -33,8 +33,9 @@ def load_finetuned(run_dir: Path, base_model: str) -> torch.nn.Module:
     """Load a run's final model: full weights, or the base with its LoRA adapter merged in."""
     checkpoint = Path(run_dir) / "checkpoint"
     if not checkpoint.exists():
-        raise FileNotFoundError(f"{checkpoint} not found; train the run first "
-                                f"(`privft train --out {run_dir} ...`)")
+        raise FileNotFoundError(
+            f"{checkpoint} not found; train the run first (`privft train --out {run_dir} ...`)"
+        )
     if (checkpoint / "adapter_config.json").exists():
         base = load_model(base_model)
         return PeftModel.from_pretrained(base, checkpoint).merge_and_unload().eval()
@@ -59,8 +60,10 @@ def evaluate_models(
     show_progress: bool = True,
 ) -> dict[str, Any]:
     """Compute memorization, utility, membership and exposure for a fine-tuned model and base."""
-    splits = {"train": _subsample(dataset.train_plain, max_records),
-              "test": _subsample(dataset.test, max_records)}
+    splits = {
+        "train": _subsample(dataset.train_plain, max_records),
+        "test": _subsample(dataset.test, max_records),
+    }
     encoded = {s: encode_records(r, tokenizer, max_length=max_length) for s, r in splits.items()}
     pad = tokenizer.pad_token_id
     scores: dict[tuple[str, str], list[TokenScores]] = {}
@@ -68,19 +71,26 @@ def evaluate_models(
     with ProgressBar("score records", total, enabled=show_progress) as bar:
         for name, model in (("finetuned", finetuned), ("base", base)):
             for split, records in encoded.items():
-                scores[name, split] = score_records(model, records, pad_token_id=pad,
-                                                    progress=bar)
+                scores[name, split] = score_records(model, records, pad_token_id=pad, progress=bar)
     memorization = memorization_report(scores, seed=seed)
     membership = membership_report(
-        {s: scores["finetuned", s] for s in splits}, {s: scores["base", s] for s in splits},
-        seed=seed)
+        {s: scores["finetuned", s] for s in splits},
+        {s: scores["base", s] for s in splits},
+        seed=seed,
+    )
     exposure = None
     if dataset.canaries:
         steps = enumeration_steps(dataset.canaries, tokenizer)
         with ProgressBar("canary exposure", steps, enabled=show_progress) as bar:
-            exposure = exposure_report(finetuned, tokenizer, dataset.canaries,
-                                       method=exposure_method, samples=exposure_samples,
-                                       seed=seed, progress=bar)
+            exposure = exposure_report(
+                finetuned,
+                tokenizer,
+                dataset.canaries,
+                method=exposure_method,
+                samples=exposure_samples,
+                seed=seed,
+                progress=bar,
+            )
     return {
         "memorization": memorization,
         "utility": _utility(scores),
@@ -129,8 +139,15 @@ def flat_measures(results: dict[str, Any]) -> dict[str, float | None]:
         inserted = [c["exposure"] for c in exposure["canaries"] if c["repetitions"] > 0]
         measures["exposure_max"] = max(inserted) if inserted else None
     cost = results.get("cost") or {}
-    for key in ("epsilon", "train_time_s", "time_per_step_s", "tokens_per_s", "peak_memory_mb",
-                "trainable_params", "total_params"):
+    for key in (
+        "epsilon",
+        "train_time_s",
+        "time_per_step_s",
+        "tokens_per_s",
+        "peak_memory_mb",
+        "trainable_params",
+        "total_params",
+    ):
         measures[key] = cost.get(key)
     return measures
 
@@ -150,25 +167,41 @@ def evaluate_run(
     info = read_run_info(run_dir)
     if info is None or info.status != "completed":
         status = info.status if info else "missing"
-        raise RuntimeError(f"{run_dir}: training status is {status!r}, not completed; finish it "
-                           f"with `privft resume {run_dir}`")
+        raise RuntimeError(
+            f"{run_dir}: training status is {status!r}, not completed; finish it "
+            f"with `privft resume {run_dir}`"
+        )
     started = time.perf_counter()
     dataset = load_dataset_dir(Path(data or config.data))
     tokenizer = load_tokenizer(str(run_dir / "checkpoint"))
     finetuned = load_finetuned(run_dir, config.model)
     base = load_model(config.model)
-    results = evaluate_models(finetuned, base, tokenizer, dataset, max_length=config.max_length,
-                              max_records=max_records, exposure_method=exposure_method,
-                              exposure_samples=exposure_samples, seed=config.seed,
-                              show_progress=show_progress)
+    results = evaluate_models(
+        finetuned,
+        base,
+        tokenizer,
+        dataset,
+        max_length=config.max_length,
+        max_records=max_records,
+        exposure_method=exposure_method,
+        exposure_samples=exposure_samples,
+        seed=config.seed,
+        show_progress=show_progress,
+    )
     ledger = read_privacy_ledger(run_dir)
     results["cost"] = {**info.cost, "epsilon": ledger["epsilon"] if ledger else None}
     results["privacy"] = ledger
     results["run"] = {
-        "run_dir": str(run_dir), "name": run_dir.name, "recipe": config.recipe,
-        "model": config.model, "model_path": resolve_model_path(config.model),
-        "data": str(data or config.data), "config": config.to_dict(), "status": info.status,
-        "commit": info.commit, "trained_at": info.finished_at,
+        "run_dir": str(run_dir),
+        "name": run_dir.name,
+        "recipe": config.recipe,
+        "model": config.model,
+        "model_path": resolve_model_path(config.model),
+        "data": str(data or config.data),
+        "config": config.to_dict(),
+        "status": info.status,
+        "commit": info.commit,
+        "trained_at": info.finished_at,
     }
     results["environment"] = {"packages": package_versions(), "hardware": hardware()}
     results["eval_time_s"] = time.perf_counter() - started

@@ -52,7 +52,7 @@ def score_records(
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
         batch = collate([records[i] for i in chunk])
-        labels = batch.pop("labels")
+        batch.pop("labels")
         logits = model(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu()
         log_probs = torch.log_softmax(logits[:, :-1], dim=-1)
         targets = batch["input_ids"][:, 1:]

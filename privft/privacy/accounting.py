@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
 from typing import Any
 
 from opacus.accountants import IAccountant, RDPAccountant, create_accountant
@@ -68,8 +67,13 @@ class PrivacyPlan:
 
     @property
     def planned_epsilon(self) -> float:
-        return compute_epsilon(accountant=self.accountant, noise_multiplier=self.noise_multiplier,
-                               sample_rate=self.sample_rate, steps=self.steps, delta=self.delta)
+        return compute_epsilon(
+            accountant=self.accountant,
+            noise_multiplier=self.noise_multiplier,
+            sample_rate=self.sample_rate,
+            steps=self.steps,
+            delta=self.delta,
+        )
 
 
 def plan_privacy(
@@ -82,27 +86,40 @@ def plan_privacy(
     target epsilon the noise multiplier is the smallest that keeps those steps within it.
     """
     if batch_size > num_records:
-        raise ValueError(f"batch_size {batch_size} exceeds the {num_records} training records; "
-                         "lower batch_size")
+        raise ValueError(
+            f"batch_size {batch_size} exceeds the {num_records} training records; lower batch_size"
+        )
     sample_rate = batch_size / num_records
     steps = max(1, round(epochs / sample_rate))
     delta = settings.delta if settings.delta is not None else default_delta(num_records)
     if delta >= 1.0 / num_records:
-        raise ValueError(f"dp.delta {delta:g} is not below 1/N = {1 / num_records:g} for N = "
-                         f"{num_records} records; such a delta allows leaking a whole record. "
-                         "Leave delta unset for 1/(10 N) or choose a smaller one")
+        raise ValueError(
+            f"dp.delta {delta:g} is not below 1/N = {1 / num_records:g} for N = "
+            f"{num_records} records; such a delta allows leaking a whole record. "
+            "Leave delta unset for 1/(10 N) or choose a smaller one"
+        )
     if settings.noise_multiplier is not None:
         noise = settings.noise_multiplier
     else:
         noise = get_noise_multiplier(
-            target_epsilon=settings.epsilon, target_delta=delta, sample_rate=sample_rate,
-            steps=steps, accountant=settings.accountant, epsilon_tolerance=0.01,
+            target_epsilon=settings.epsilon,
+            target_delta=delta,
+            sample_rate=sample_rate,
+            steps=steps,
+            accountant=settings.accountant,
+            epsilon_tolerance=0.01,
             **_epsilon_options(settings.accountant),
         )
     if not math.isfinite(noise) or noise <= 0:
         raise ValueError(f"noise calibration failed (got {noise}); check epsilon and delta")
     return PrivacyPlan(
-        noise_multiplier=float(noise), sample_rate=sample_rate, steps=steps, delta=delta,
-        max_grad_norm=settings.max_grad_norm, accountant=settings.accountant,
-        target_epsilon=settings.epsilon, expected_batch_size=batch_size, num_records=num_records,
+        noise_multiplier=float(noise),
+        sample_rate=sample_rate,
+        steps=steps,
+        delta=delta,
+        max_grad_norm=settings.max_grad_norm,
+        accountant=settings.accountant,
+        target_epsilon=settings.epsilon,
+        expected_batch_size=batch_size,
+        num_records=num_records,
     )

@@ -64,7 +64,8 @@ def _check_supported(model: torch.nn.Module) -> None:
         names = "; ".join(str(p) for p in problems[:5])
         raise UnsupportedModelError(
             f"opacus cannot train this model privately: {names}. Freeze those modules "
-            "(for example train LoRA adapters with recipe dp_lora) or replace them")
+            "(for example train LoRA adapters with recipe dp_lora) or replace them"
+        )
 
 
 def _check_optimizer_matches(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
@@ -79,7 +80,8 @@ def _check_optimizer_matches(model: torch.nn.Module, optimizer: torch.optim.Opti
         raise RuntimeError(
             f"the optimizer holds {len(in_optimizer)} tensors but the model has {len(trainable)} "
             "trainable ones, or they are different objects; build the optimizer after moving "
-            "the model to its device and after adding adapters")
+            "the model to its device and after adding adapters"
+        )
 
 
 def make_private_training(
@@ -97,7 +99,10 @@ def make_private_training(
     _check_optimizer_matches(model, optimizer)
 
     module = GradSampleModule(
-        model, batch_first=True, loss_reduction="mean", strict=True,
+        model,
+        batch_first=True,
+        loss_reduction="mean",
+        strict=True,
         force_functorch=grad_sample_mode == "functorch",
     )
     dp_optimizer = DPOptimizer(

@@ -25,18 +25,28 @@ def lora_targets(model: torch.nn.Module, settings: LoRASettings) -> list[str] | 
     leaf_names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules() if name}
     missing = [t for t in settings.target_modules if t not in leaf_names]
     if missing:
-        linear = sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
-                         if isinstance(module, torch.nn.Linear) or
-                         type(module).__name__ == "Conv1D"})
-        raise ValueError(f"lora.target_modules {missing} not found in the model; "
-                         f"its linear modules are: {', '.join(linear)}")
+        linear = sorted(
+            {
+                name.rsplit(".", 1)[-1]
+                for name, module in model.named_modules()
+                if isinstance(module, torch.nn.Linear) or type(module).__name__ == "Conv1D"
+            }
+        )
+        raise ValueError(
+            f"lora.target_modules {missing} not found in the model; "
+            f"its linear modules are: {', '.join(linear)}"
+        )
     return list(settings.target_modules)
 
 
 def add_lora(model: torch.nn.Module, settings: LoRASettings) -> PeftModel:
     """Freeze the base model and add trainable LoRA adapters (B starts at zero)."""
     config = LoraConfig(
-        r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
-        target_modules=lora_targets(model, settings), bias="none", task_type="CAUSAL_LM",
+        r=settings.r,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules=lora_targets(model, settings),
+        bias="none",
+        task_type="CAUSAL_LM",
     )
     return get_peft_model(model, config)

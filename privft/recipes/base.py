@@ -19,8 +19,10 @@ class Recipe:
 
     def __init__(self, config: TrainConfig):
         if config.recipe != self.name:
-            raise ConfigError(f"{type(self).__name__} runs recipe {self.name!r}, but the config "
-                              f"says {config.recipe!r}; build the config with recipe={self.name!r}")
+            raise ConfigError(
+                f"{type(self).__name__} runs recipe {self.name!r}, but the config "
+                f"says {config.recipe!r}; build the config with recipe={self.name!r}"
+            )
         self.config = config
 
     def make_trainable(self, model: torch.nn.Module, config: TrainConfig) -> torch.nn.Module:
@@ -33,8 +35,9 @@ class Recipe:
         """Train into ``config.out`` (resuming from its last checkpoint) and return the run info."""
         from privft.recipes.trainer import Trainer
 
-        trainer = Trainer(self.config, make_trainable=self.make_trainable,
-                          show_progress=show_progress)
+        trainer = Trainer(
+            self.config, make_trainable=self.make_trainable, show_progress=show_progress
+        )
         return trainer.fit()
 
 

@@ -37,8 +37,11 @@ class TrainerState:
 
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {name: p.detach().cpu().contiguous() for name, p in model.named_parameters()
-            if p.requires_grad}
+    return {
+        name: p.detach().cpu().contiguous()
+        for name, p in model.named_parameters()
+        if p.requires_grad
+    }
 
 
 def save_training_state(
@@ -57,15 +60,21 @@ def save_training_state(
             shutil.rmtree(folder)
         folder.mkdir(parents=True)
         save_file(trainable_state(model), folder / "trainable.safetensors")
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
-                   folder / "optimizer.pt")
+        torch.save(
+            {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
+            folder / "optimizer.pt",
+        )
         atomic_write_json(folder / "trainer_state.json", asdict(state))
         _fsync_dir(folder)
         atomic_write_json(root / "latest.json", {"folder": folder.name, "step": state.step})
     except OSError as err:
         shutil.rmtree(folder, ignore_errors=True)
-        logger.error("saving the checkpoint of step %d failed (%s); the previous checkpoint is "
-                     "kept and training goes on", state.step, err)
+        logger.error(
+            "saving the checkpoint of step %d failed (%s); the previous checkpoint is "
+            "kept and training goes on",
+            state.step,
+            err,
+        )
         return
     _remove_older(root, keep=folder.name)
 
@@ -104,8 +113,10 @@ def restore_training_state(
     params = dict(model.named_parameters())
     missing = sorted(set(weights) - set(params))
     if missing:
-        raise RuntimeError(f"checkpoint {folder} has weights the model lacks: {missing[:3]}; "
-                           "was the run folder's config changed?")
+        raise RuntimeError(
+            f"checkpoint {folder} has weights the model lacks: {missing[:3]}; "
+            "was the run folder's config changed?"
+        )
     with torch.no_grad():
         for name, tensor in weights.items():
             params[name].copy_(tensor)

@@ -30,8 +30,12 @@ def package_versions() -> dict[str, str | None]:
 
 
 def hardware() -> dict[str, Any]:
-    info: dict[str, Any] = {"machine": platform.machine(), "processor": platform.processor(),
-                            "cpu_threads": torch.get_num_threads(), "python": platform.python_version()}
+    info: dict[str, Any] = {
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "cpu_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+    }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
@@ -39,8 +43,14 @@ def hardware() -> dict[str, Any]:
 
 def git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).parent, timeout=5, check=False)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            timeout=5,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
@@ -61,8 +71,12 @@ class RunInfo:
 
     @classmethod
     def started(cls, config: TrainConfig) -> RunInfo:
-        return cls(recipe=config.recipe, started_at=_now(), commit=git_commit(),
-                   environment={"packages": package_versions(), "hardware": hardware()})
+        return cls(
+            recipe=config.recipe,
+            started_at=_now(),
+            commit=git_commit(),
+            environment={"packages": package_versions(), "hardware": hardware()},
+        )
 
     def complete(self, **cost: Any) -> None:
         self.status = "completed"

@@ -66,7 +66,8 @@ class Trainer:
         dataset = load_dataset_dir(Path(config.data))
         self.tokenizer = load_tokenizer(config.model)
         self.records: list[EncodedRecord] = encode_records(
-            dataset.train, self.tokenizer, max_length=config.max_length)
+            dataset.train, self.tokenizer, max_length=config.max_length
+        )
         self.collate = CausalLMCollator(self.tokenizer.pad_token_id)
 
         # Move to the device before adding adapters and before building the optimizer, so that
@@ -76,31 +77,41 @@ class Trainer:
         self.model.train()
         self.trainable, self.total_params = count_parameters(self.model)
         params = [p for p in self.model.parameters() if p.requires_grad]
-        raw_optimizer = torch.optim.AdamW(params, lr=config.learning_rate,
-                                          weight_decay=config.weight_decay)
+        raw_optimizer = torch.optim.AdamW(
+            params, lr=config.learning_rate, weight_decay=config.weight_decay
+        )
         self._plan_steps()
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(raw_optimizer, self._lr_factor)
 
         if config.uses_dp:
             self.private = make_private_training(
-                self.model, raw_optimizer, plan=self.plan,
-                grad_sample_mode=config.dp.grad_sample_mode, seed=config.seed)
+                self.model,
+                raw_optimizer,
+                plan=self.plan,
+                grad_sample_mode=config.dp.grad_sample_mode,
+                seed=config.seed,
+            )
             self.forward_module = self.private.module
             self.optimizer = self.private.optimizer
         else:
-            self.forward_module, self.optimizer = self.accelerator.prepare(self.model, raw_optimizer)
+            self.forward_module, self.optimizer = self.accelerator.prepare(
+                self.model, raw_optimizer
+            )
 
     def _plan_steps(self) -> None:
         config, n = self.config, len(self.records)
         if config.uses_dp:
-            self.plan = plan_privacy(config.dp, num_records=n, batch_size=config.batch_size,
-                                     epochs=config.epochs)
+            self.plan = plan_privacy(
+                config.dp, num_records=n, batch_size=config.batch_size, epochs=config.epochs
+            )
             self.total_steps = self.plan.steps
-            self.sampler = PoissonBatchSampler(num_records=n, sample_rate=self.plan.sample_rate,
-                                               seed=config.seed)
+            self.sampler = PoissonBatchSampler(
+                num_records=n, sample_rate=self.plan.sample_rate, seed=config.seed
+            )
         else:
-            self.sampler = ShuffledBatchSampler(num_records=n, batch_size=config.batch_size,
-                                                seed=config.seed)
+            self.sampler = ShuffledBatchSampler(
+                num_records=n, batch_size=config.batch_size, seed=config.seed
+            )
             self.total_steps = max(1, round(config.epochs * self.sampler.steps_per_epoch))
         self.warmup_steps = int(config.warmup_ratio * self.total_steps)
 
@@ -165,15 +176,21 @@ class Trainer:
     def _state(self, step: int) -> TrainerState:
         history = [list(h) for h in self.private.accountant.history] if self.private else []
         return TrainerState(
-            step=step, tokens_seen=self.tokens_seen,
+            step=step,
+            tokens_seen=self.tokens_seen,
             elapsed_s=self.previous_elapsed + self.monitor.elapsed_s,
             peak_memory_mb=max(self.previous_peak_mb, self.monitor.peak_mb),
             accountant_history=history,
         )
 
     def _checkpoint(self, step: int) -> None:
-        save_training_state(self.run_dir, model=self.model, optimizer=self.optimizer,
-                            scheduler=self.scheduler, state=self._state(step))
+        save_training_state(
+            self.run_dir,
+            model=self.model,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            state=self._state(step),
+        )
 
     def _resume(self) -> int:
         saved = load_training_state(self.run_dir)
@@ -182,8 +199,9 @@ class Trainer:
             (self.run_dir / "train_log.jsonl").unlink(missing_ok=True)
             return 0
         state, folder = saved
-        restore_training_state(folder, model=self.model, optimizer=self.optimizer,
-                               scheduler=self.scheduler)
+        restore_training_state(
+            folder, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler
+        )
         if self.private is not None:
             self.private.accountant.history = [tuple(h) for h in state.accountant_history]
         self.tokens_seen = state.tokens_seen
@@ -243,11 +261,16 @@ class Trainer:
         if self.private is not None:
             write_privacy_ledger(self.run_dir, self.private, approximate=False)
         info.complete(
-            steps=self.total_steps, train_time_s=state.elapsed_s,
-            peak_memory_mb=state.peak_memory_mb, memory_method=self.monitor.method,
-            tokens_seen=state.tokens_seen, trainable_params=self.trainable,
-            total_params=self.total_params, num_train_records=len(self.records),
-            epsilon=self._epsilon(), device=str(self.device),
+            steps=self.total_steps,
+            train_time_s=state.elapsed_s,
+            peak_memory_mb=state.peak_memory_mb,
+            memory_method=self.monitor.method,
+            tokens_seen=state.tokens_seen,
+            trainable_params=self.trainable,
+            total_params=self.total_params,
+            num_train_records=len(self.records),
+            epsilon=self._epsilon(),
+            device=str(self.device),
         )
         write_run_info(self.run_dir, info)
         shutil.rmtree(self.run_dir / "state", ignore_errors=True)
@@ -265,6 +288,9 @@ def _truncate_log(path: Path, step: int) -> None:
     """Drop log lines written after the checkpoint being resumed from."""
     if not path.exists():
         return
-    kept = [line for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line)["step"] <= step]
+    kept = [
+        line
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and json.loads(line)["step"] <= step
+    ]
     atomic_write_text(path, "".join(line + "\n" for line in kept))

@@ -27,8 +27,12 @@ def test_token_labels_per_token():
 def test_every_pii_character_is_covered(tiny_model_dir):
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir("gpt_neox"))
     text = "Dana wrote: call 555 0134, or mail dana.w@example.com, Zoë Ortiz."
-    spans = [Span(0, 4, "PERSON"), Span(17, 25, "PHONE"), Span(35, 53, "EMAIL"),
-             Span(55, 64, "PERSON")]
+    spans = [
+        Span(0, 4, "PERSON"),
+        Span(17, 25, "PHONE"),
+        Span(35, 53, "EMAIL"),
+        Span(55, 64, "PERSON"),
+    ]
     encoded = encode_records([Record("r", text, spans)], tokenizer, max_length=200)[0]
     offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     sensitive_chars = set()
@@ -37,9 +41,14 @@ def test_every_pii_character_is_covered(tiny_model_dir):
             sensitive_chars.update(range(start, end))
     for span in spans:
         assert set(range(span.start, span.end)) <= sensitive_chars
-        decoded = tokenizer.decode([i for i, label in zip(encoded.input_ids, encoded.labels,
-                                                           strict=True) if label == span.label])
-        assert text[span.start:span.end] in decoded
+        decoded = tokenizer.decode(
+            [
+                i
+                for i, label in zip(encoded.input_ids, encoded.labels, strict=True)
+                if label == span.label
+            ]
+        )
+        assert text[span.start : span.end] in decoded
 
 
 def test_truncation_cuts_labels(tiny_model_dir):

@@ -11,23 +11,35 @@ def write_lines(path, lines):
 
 
 def test_valid_file_loads(tmp_path):
-    path = write_lines(tmp_path / "train.jsonl", [
-        json.dumps({"id": "a", "text": "Hi Dana", "spans": [{"start": 3, "end": 7,
-                                                              "label": "PERSON"}]}),
-    ])
+    path = write_lines(
+        tmp_path / "train.jsonl",
+        [
+            json.dumps(
+                {"id": "a", "text": "Hi Dana", "spans": [{"start": 3, "end": 7, "label": "PERSON"}]}
+            ),
+        ],
+    )
     records = load_records(path)
     assert records[0].spans[0].label == "PERSON"
 
 
 def test_all_problems_listed_with_lines(tmp_path):
-    path = write_lines(tmp_path / "train.jsonl", [
-        "{not json",
-        json.dumps({"id": "b"}),
-        json.dumps({"id": "c", "text": "abc", "spans": [{"start": 2, "end": 9}]}),
-        json.dumps({"id": "d", "text": "abcdef", "spans": [{"start": 0, "end": 3},
-                                                           {"start": 2, "end": 4}]}),
-        json.dumps({"id": "d", "text": "again"}),
-    ])
+    path = write_lines(
+        tmp_path / "train.jsonl",
+        [
+            "{not json",
+            json.dumps({"id": "b"}),
+            json.dumps({"id": "c", "text": "abc", "spans": [{"start": 2, "end": 9}]}),
+            json.dumps(
+                {
+                    "id": "d",
+                    "text": "abcdef",
+                    "spans": [{"start": 0, "end": 3}, {"start": 2, "end": 4}],
+                }
+            ),
+            json.dumps({"id": "d", "text": "again"}),
+        ],
+    )
     with pytest.raises(DataError) as info:
         load_records(path)
     message = str(info.value)
@@ -58,9 +70,12 @@ def test_missing_folder_names_fix(tmp_path):
 
 
 def test_canary_error_hides_secret(tmp_path):
-    path = write_lines(tmp_path / "canaries.jsonl", [
-        json.dumps({"id": "c", "prefix": "code ", "secret": "12x456", "repetitions": 1}),
-    ])
+    path = write_lines(
+        tmp_path / "canaries.jsonl",
+        [
+            json.dumps({"id": "c", "prefix": "code ", "secret": "12x456", "repetitions": 1}),
+        ],
+    )
     with pytest.raises(DataError) as info:
         load_canaries(path)
     assert "12x456" not in str(info.value)

@@ -110,8 +110,9 @@ def test_sampled_estimate_close_to_exact(model_and_tokenizer):
     model, tokenizer = model_and_tokenizer
     canaries = [Canary("in", PREFIX, "4821", ".", 4)]
     exact = exposure_report(model, tokenizer, canaries, method="exact")["canaries"][0]
-    sampled = exposure_report(model, tokenizer, canaries, method="sampled",
-                              samples=4000)["canaries"][0]
+    sampled = exposure_report(model, tokenizer, canaries, method="sampled", samples=4000)[
+        "canaries"
+    ][0]
     assert sampled["method"] == "sampled"
     # Sampling 4000 of 10^4 candidates estimates the rank's share within a few points.
     assert abs(sampled["rank"] - exact["rank"]) / 10**4 < 0.05

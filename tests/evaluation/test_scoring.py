@@ -17,8 +17,10 @@ def setup(tiny_model_dir):
 
 def test_scores_match_model_loss(setup):
     model, tokenizer = setup
-    records = [Record("a", "My name is Dana Whitfield.", [Span(11, 25, "PERSON")]),
-               Record("b", "Thank you for contacting support; your card was updated.")]
+    records = [
+        Record("a", "My name is Dana Whitfield.", [Span(11, 25, "PERSON")]),
+        Record("b", "Thank you for contacting support; your card was updated."),
+    ]
     encoded = encode_records(records, tokenizer, max_length=64)
     scored = score_records(model, encoded, pad_token_id=tokenizer.pad_token_id, batch_size=2)
     for item, result in zip(encoded, scored, strict=True):
@@ -42,8 +44,14 @@ def test_padding_does_not_change_scores(setup):
     model, tokenizer = setup
     short = Record("s", "Hi Dana.")
     long = Record("l", "Thank you for contacting support; your card was updated today.")
-    alone = score_records(model, encode_records([short], tokenizer, max_length=64),
-                          pad_token_id=tokenizer.pad_token_id)[0]
-    batched = score_records(model, encode_records([short, long], tokenizer, max_length=64),
-                            pad_token_id=tokenizer.pad_token_id)[0]
+    alone = score_records(
+        model,
+        encode_records([short], tokenizer, max_length=64),
+        pad_token_id=tokenizer.pad_token_id,
+    )[0]
+    batched = score_records(
+        model,
+        encode_records([short, long], tokenizer, max_length=64),
+        pad_token_id=tokenizer.pad_token_id,
+    )[0]
     np.testing.assert_allclose(alone.nll, batched.nll, atol=1e-5)

@@ -1,0 +1,5 @@
+"""The ``privft`` command line."""
+
+from privft.cli.app import app
+
+__all__ = ["app"]

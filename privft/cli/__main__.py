@@ -1,0 +1,3 @@
+from privft.cli.app import app
+
+app()

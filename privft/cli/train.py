@@ -1,0 +1,149 @@
+"""``privft train`` and ``privft resume``."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from privft.cli.common import console, fail
+
+
+class Recipe(str, Enum):
+    full = "full"
+    lora = "lora"
+    dp_sgd = "dp_sgd"
+    dp_lora = "dp_lora"
+
+
+class Accountant(str, Enum):
+    rdp = "rdp"
+    prv = "prv"
+
+
+class GradSampleMode(str, Enum):
+    hooks = "hooks"
+    functorch = "functorch"
+
+
+EXPECTED_ERRORS = (ValueError, FileNotFoundError, RuntimeError)
+
+
+def train(
+    recipe: Annotated[Recipe | None, typer.Option(help="Fine-tuning recipe.")] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="Data folder (train.jsonl, test.jsonl).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder to create or resume.")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="YAML preset; options given here override it.", exists=True, dir_okay=False
+        ),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="'builtin', a local model folder or a hub id.")
+    ] = None,
+    epochs: Annotated[float | None, typer.Option(help="Passes over the training data.")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Logical batch (the expected Poisson batch under DP).")
+    ] = None,
+    physical_batch_size: Annotated[
+        int | None, typer.Option(help="Records per forward pass; bounds memory.")
+    ] = None,
+    learning_rate: Annotated[float | None, typer.Option("--lr", help="Peak learning rate.")] = None,
+    max_length: Annotated[
+        int | None, typer.Option(help="Tokens per record (longer ones are truncated).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    epsilon: Annotated[float | None, typer.Option(help="DP: target epsilon.")] = None,
+    delta: Annotated[float | None, typer.Option(help="DP: delta (default 1/(10 N)).")] = None,
+    noise_multiplier: Annotated[
+        float | None, typer.Option(help="DP: fixed noise multiplier instead of a target epsilon.")
+    ] = None,
+    max_grad_norm: Annotated[
+        float | None, typer.Option(help="DP: per-sample clipping norm.")
+    ] = None,
+    accountant: Annotated[Accountant | None, typer.Option(help="DP: privacy accountant.")] = None,
+    grad_sample_mode: Annotated[
+        GradSampleMode | None, typer.Option(help="DP: how opacus computes per-sample gradients.")
+    ] = None,
+    lora_r: Annotated[int | None, typer.Option(help="LoRA rank.")] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Fine-tune a causal LM with one recipe; resumes if the run folder has a checkpoint.
+
+    Example: privft train --recipe dp_lora --data data/cs --out runs/dp_lora --epsilon 8
+    """
+    from privft.config import ConfigError, load_config
+    from privft.recipes import train as run_recipe
+
+    overrides = {
+        "recipe": recipe.value if recipe else None,
+        "data": str(data) if data else None,
+        "out": str(out) if out else None,
+        "model": model,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "physical_batch_size": physical_batch_size,
+        "learning_rate": learning_rate,
+        "max_length": max_length,
+        "seed": seed,
+        "dp": {
+            "epsilon": epsilon,
+            "delta": delta,
+            "noise_multiplier": noise_multiplier,
+            "max_grad_norm": max_grad_norm,
+            "accountant": accountant.value if accountant else None,
+            "grad_sample_mode": grad_sample_mode.value if grad_sample_mode else None,
+        },
+        "lora": {"r": lora_r},
+    }
+    try:
+        settings = load_config(config, overrides)
+        missing = [name for name in ("data", "out") if not getattr(settings, name)]
+        if missing:
+            raise ConfigError(f"missing --{' and --'.join(missing)}")
+        info = run_recipe(settings, show_progress=progress)
+    except EXPECTED_ERRORS as err:
+        fail(err)
+    _print_run(settings.out, info)
+
+
+def _print_run(run_dir: str, info) -> None:
+    cost = info.cost
+    line = (
+        f"{info.recipe}: {info.status}, {cost.get('steps')} steps in "
+        f"{cost.get('train_time_s', 0):.1f} s"
+    )
+    if cost.get("epsilon") is not None:
+        line += f", epsilon {cost['epsilon']:.3f}"
+    console.print(line + f" -> {run_dir}", highlight=False)
+
+
+def resume(
+    run_dir: Annotated[
+        Path, typer.Argument(help="Run folder with config.yaml.", exists=True, file_okay=False)
+    ],
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Continue an interrupted run from its last checkpoint, accountant state included.
+
+    Example: privft resume runs/dp_lora
+    """
+    from privft.config import read_run_config
+    from privft.recipes import train as run_recipe
+
+    try:
+        settings = read_run_config(run_dir)
+        info = run_recipe(settings, show_progress=progress)
+    except EXPECTED_ERRORS as err:
+        fail(err)
+    _print_run(str(run_dir), info)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(train)
+    app.command()(resume)
