@@ -71,6 +71,9 @@ def train(
         GradSampleMode | None, typer.Option(help="DP: how opacus computes per-sample gradients.")
     ] = None,
     lora_r: Annotated[int | None, typer.Option(help="LoRA rank.")] = None,
+    checkpoint_every: Annotated[
+        int | None, typer.Option(help="Save a resumable checkpoint every this many steps.")
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Fine-tune a causal LM with one recipe; resumes if the run folder has a checkpoint.
@@ -91,6 +94,7 @@ def train(
         "learning_rate": learning_rate,
         "max_length": max_length,
         "seed": seed,
+        "checkpoint_every": checkpoint_every,
         "dp": {
             "epsilon": epsilon,
             "delta": delta,
