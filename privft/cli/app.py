@@ -38,9 +38,9 @@ def main(
 
 
 def _register() -> None:
-    from privft.cli import data, demo, evaluate, frontier, train
+    from privft.cli import data, demo, evaluate, frontier, sweep, train
 
-    for module in (data, train, evaluate, frontier, demo):
+    for module in (data, train, evaluate, frontier, sweep, demo):
         module.register(app)
 
 
