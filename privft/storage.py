@@ -1,4 +1,10 @@
-"""Atomic writes: a reader sees either the old file or the whole new one, never a partial one."""
+"""Atomic writes: a reader sees either the old file or the whole new one, never a partial one.
+
+A write goes to a temporary file in the target's folder, is flushed to disk, and replaces the
+target with one ``os.replace``; the folder is then synced so that the rename itself survives a
+power loss. A process killed mid-write can leave a hidden ``.<name>.*.tmp`` file behind, but
+never a damaged target.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,21 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+
+def fsync_dir(folder: Path) -> None:
+    """Flush a folder's entries (new, renamed or removed files) to disk, where the OS allows it."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        # Some file systems and platforms do not support syncing a folder; the data is synced.
+        pass
+    finally:
+        os.close(fd)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -24,6 +45,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    fsync_dir(path.parent)
 
 
 def atomic_write_json(path: Path, payload: Any) -> None:
@@ -37,8 +59,28 @@ def atomic_write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
 
 
 def append_jsonl(path: Path, row: dict[str, Any]) -> None:
-    """Append one JSON line and flush it to disk (used for logs that grow during a run)."""
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(row) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    """Append one JSON line and flush it to disk (used for logs that grow during a run).
+
+    If the write fails part-way (a full disk), the file is cut back to its previous length so
+    that it never ends in half a line, and the error is raised.
+    """
+    data = memoryview((json.dumps(row) + "\n").encode("utf-8"))
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            while data:
+                data = data[os.write(fd, data) :]
+            os.fsync(fd)
+        except OSError:
+            _truncate_quietly(fd, size)
+            raise
+    finally:
+        os.close(fd)
+
+
+def _truncate_quietly(fd: int, size: int) -> None:
+    try:
+        os.ftruncate(fd, size)
+    except OSError:
+        pass

@@ -4,6 +4,9 @@ Layout under ``<run>/state/``: one folder per saved step (``step-000050/`` with 
 weights in safetensors, the optimizer and scheduler state, and ``trainer_state.json``), plus
 ``latest.json`` naming the newest complete folder. ``latest.json`` is replaced only after its
 folder is fully written, so a crash mid-save leaves the previous checkpoint in force.
+
+The final model goes to ``<run>/checkpoint/`` through ``checkpoint.tmp/``, swapped in only once
+it is complete.
 """
 
 from __future__ import annotations
@@ -17,11 +20,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from privft.storage import atomic_write_json
+from privft.storage import atomic_write_json, fsync_dir
 
 logger = logging.getLogger(__name__)
+
+# What a failed write raises: OSError from Python, RuntimeError from torch.save's zip writer,
+# SafetensorError from safetensors' writer (a full disk shows up as any of the three).
+SAVE_ERRORS: tuple[type[BaseException], ...] = (OSError, RuntimeError, SafetensorError)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint could not be saved or loaded; the message says what to do."""
 
 
 @dataclass
@@ -51,8 +63,12 @@ def save_training_state(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     state: TrainerState,
-) -> None:
-    """Save a resumable checkpoint; on failure the previous checkpoint stays in force."""
+) -> bool:
+    """Save a resumable checkpoint and return True.
+
+    A failed write (a full disk, a lost mount) is logged and returns False: the previous
+    checkpoint stays in force and training can go on.
+    """
     root = Path(run_dir) / "state"
     folder = root / f"step-{state.step:06d}"
     try:
@@ -65,24 +81,43 @@ def save_training_state(
             folder / "optimizer.pt",
         )
         atomic_write_json(folder / "trainer_state.json", asdict(state))
-        _fsync_dir(folder)
+        _fsync_files(folder)
         atomic_write_json(root / "latest.json", {"folder": folder.name, "step": state.step})
-    except OSError as err:
+    except SAVE_ERRORS as err:
         shutil.rmtree(folder, ignore_errors=True)
-        logger.error(
-            "saving the checkpoint of step %d failed (%s); the previous checkpoint is "
-            "kept and training goes on",
-            state.step,
-            err,
+        previous = _latest_step(root)
+        kept = (
+            f"the checkpoint of step {previous} is kept"
+            if previous is not None
+            else "there is no earlier checkpoint, so a restart would begin at step 0"
         )
-        return
+        logger.error(
+            "saving the checkpoint of step %d to %s failed (%s: %s); %s and training goes on. "
+            "Free disk space to let the next checkpoint succeed.",
+            state.step,
+            folder,
+            type(err).__name__,
+            err,
+            kept,
+        )
+        return False
     _remove_older(root, keep=folder.name)
+    return True
 
 
-def _fsync_dir(folder: Path) -> None:
+def _fsync_files(folder: Path) -> None:
     for path in folder.iterdir():
-        with open(path, "rb") as handle:
-            os.fsync(handle.fileno())
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+    fsync_dir(folder)
+
+
+def _latest_step(root: Path) -> int | None:
+    try:
+        return int(json.loads((root / "latest.json").read_text(encoding="utf-8"))["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _remove_older(root: Path, keep: str) -> None:
@@ -93,12 +128,19 @@ def _remove_older(root: Path, keep: str) -> None:
 
 def load_training_state(run_dir: Path) -> tuple[TrainerState, Path] | None:
     """Return the latest complete checkpoint's state and folder, or None if there is none."""
-    latest = Path(run_dir) / "state" / "latest.json"
+    root = Path(run_dir) / "state"
+    latest = root / "latest.json"
     if not latest.exists():
         return None
-    folder = latest.parent / json.loads(latest.read_text(encoding="utf-8"))["folder"]
-    payload = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
-    return TrainerState(**payload), folder
+    try:
+        folder = root / json.loads(latest.read_text(encoding="utf-8"))["folder"]
+        payload = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+        return TrainerState(**payload), folder
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise CheckpointError(
+            f"the checkpoint named by {latest} is missing or damaged ({type(err).__name__}: "
+            f"{err}); restore the folder, or delete {root} to train from step 0"
+        ) from err
 
 
 def restore_training_state(
@@ -124,3 +166,32 @@ def restore_training_state(
     saved: dict[str, Any] = torch.load(folder / "optimizer.pt", weights_only=True)
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
+
+
+def save_final_model(run_dir: Path, model: torch.nn.Module, tokenizer: Any) -> None:
+    """Write the final weights (safetensors) and tokenizer to ``<run>/checkpoint/``.
+
+    The files go to ``checkpoint.tmp/`` first and replace the old folder only when complete. On
+    failure the partial folder is removed and a CheckpointError says how to retry.
+    """
+    run_dir = Path(run_dir)
+    final = run_dir / "checkpoint"
+    tmp, old = run_dir / "checkpoint.tmp", run_dir / "checkpoint.old"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        _fsync_files(tmp)
+    except SAVE_ERRORS as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointError(
+            f"saving the final model to {final} failed ({type(err).__name__}: {err}); the "
+            f"resumable checkpoints in {run_dir / 'state'} are kept. Free disk space and run "
+            f"`privft resume {run_dir}`"
+        ) from err
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    fsync_dir(run_dir)
+    shutil.rmtree(old, ignore_errors=True)

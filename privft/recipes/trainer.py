@@ -30,6 +30,7 @@ from privft.recipes.checkpoint import (
     TrainerState,
     load_training_state,
     restore_training_state,
+    save_final_model,
     save_training_state,
 )
 from privft.recipes.resources import ResourceMonitor
@@ -276,12 +277,7 @@ class Trainer:
         shutil.rmtree(self.run_dir / "state", ignore_errors=True)
 
     def _save_final_model(self) -> None:
-        final, tmp = self.run_dir / "checkpoint", self.run_dir / "checkpoint.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        self.model.save_pretrained(tmp, safe_serialization=True)
-        self.tokenizer.save_pretrained(tmp)
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
+        save_final_model(self.run_dir, self.model, self.tokenizer)
 
 
 def _truncate_log(path: Path, step: int) -> None:
