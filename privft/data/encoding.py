@@ -64,7 +64,7 @@ def encode_records(
     for record, ids, offsets in zip(
         records, encodings["input_ids"], encodings["offset_mapping"], strict=True
     ):
-        labels = token_labels(offsets, record.spans)
+        labels = token_labels(offsets, record.spans, text=record.text, record_id=record.id)
         ids = [start_id, *ids]
         labels = [None, *labels]
         if eos_id is not None:

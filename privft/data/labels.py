@@ -1,8 +1,22 @@
 """Sensitive-token labels from character spans, through the tokenizer's offset mapping.
 
-A token is sensitive when its character range overlaps a span. Overlap, not equal start, decides,
-because byte-level BPE tokens often carry the leading space (" Dana" covers one character before
-the name). Offsets, never substring search, decide.
+A token is sensitive when its character range overlaps a span, so a span that starts or ends
+inside a token makes that token sensitive. Overlap, not equal start, decides, because byte-level
+BPE tokens often carry the leading space (" Dana" covers one character before the name) and
+SentencePiece tokens carry the "▁" that stands for it. Offsets, never substring search, decide.
+
+Tokens whose offsets are zero-width, None or out of order with their neighbours (trimmed lone
+spaces of GPT-2's ``trim_offsets``, tokens a normalizer inserted, placeholders ``(0, 0)``) are
+placed in the gap between the previous and the next token that has a proper range:
+
+- a non-empty gap ``[a, b)`` is used as the token's range;
+- an empty gap is the point between two characters, and the token is sensitive only when both
+  characters belong to the same span (a token between a name's first and last name is; a token
+  just before or just after a span is not).
+
+When no token has a proper range, or a span with visible characters overlaps no token, the
+offsets cannot place the span, and ``TokenAlignmentError`` is raised instead of labelling
+nothing.
 """
 
 from __future__ import annotations
@@ -12,21 +26,113 @@ from collections.abc import Sequence
 from privft.data.records import Span
 
 
-def overlapping_label(start: int, end: int, spans: Sequence[Span]) -> str | None:
-    """Return the label of the first span that overlaps the token range ``[start, end)``.
+class TokenAlignmentError(ValueError):
+    """The tokenizer's offsets cannot place the record's sensitive spans on its tokens."""
 
-    A zero-width range (some tokenizers give one to tokens they cannot place) counts as the
-    single point ``start``, so a token inside a span stays sensitive instead of silently clean.
+
+Offset = tuple[int, int] | None
+
+
+def overlapping_label(start: int, end: int, spans: Sequence[Span]) -> str | None:
+    """Return the label of the first span that overlaps the range ``[start, end)``.
+
+    An empty range is the point between characters ``start - 1`` and ``start``; it is inside a
+    span only when both of those characters are.
     """
     for span in spans:
         if start == end:
-            if span.start <= start < span.end:
+            if span.start < start < span.end:
                 return span.label
         elif start < span.end and span.start < end:
             return span.label
     return None
 
 
-def token_labels(offsets: Sequence[tuple[int, int]], spans: Sequence[Span]) -> list[str | None]:
-    """Label each token with the kind of the span it overlaps, or None when it overlaps none."""
-    return [overlapping_label(start, end, spans) for start, end in offsets]
+def _is_proper(offset: Offset, text_length: int | None) -> bool:
+    if offset is None:
+        return False
+    start, end = offset
+    if text_length is not None and end > text_length:
+        return False
+    return 0 <= start < end
+
+
+def token_ranges(
+    offsets: Sequence[Offset], *, text_length: int | None = None
+) -> list[tuple[int, int]]:
+    """Give each token a character range, placing zero-width and missing ones in their gap.
+
+    Raises ``TokenAlignmentError`` when the proper ranges run backwards (offsets relative to a
+    word instead of the text) or go past the end of the text.
+    """
+    proper = [_is_proper(offset, text_length) for offset in offsets]
+    previous_start, previous_end = 0, 0
+    for offset, ok in zip(offsets, proper, strict=True):
+        if offset is not None and text_length is not None and offset[1] > text_length:
+            raise TokenAlignmentError(
+                f"token offset {offset} ends past the text's {text_length} characters"
+            )
+        if not ok:
+            continue
+        # Byte-level tokens may share the one character whose bytes they split, so a proper
+        # range may start one character before the previous token's end, but never earlier.
+        if offset[0] < previous_start or offset[0] < previous_end - 1:
+            raise TokenAlignmentError(
+                f"token offsets run backwards ({offset} after a token ending at "
+                f"{previous_end}); the tokenizer must return offsets into the whole text"
+            )
+        previous_start, previous_end = offset[0], max(previous_end, offset[1])
+
+    ranges: list[tuple[int, int]] = []
+    # next_start[i]: start of the first proper token at or after i (the text's end if none).
+    end_of_text = text_length if text_length is not None else previous_end
+    next_start = [end_of_text] * (len(offsets) + 1)
+    for i in range(len(offsets) - 1, -1, -1):
+        next_start[i] = offsets[i][0] if proper[i] else next_start[i + 1]  # type: ignore[index]
+    previous_end = 0
+    for i, offset in enumerate(offsets):
+        if proper[i]:
+            ranges.append((offset[0], offset[1]))  # type: ignore[index]
+            previous_end = max(previous_end, offset[1])  # type: ignore[index]
+        else:
+            gap_end = max(previous_end, next_start[i + 1])
+            ranges.append((previous_end, gap_end))
+    return ranges
+
+
+def token_labels(
+    offsets: Sequence[Offset],
+    spans: Sequence[Span],
+    *,
+    text: str | None = None,
+    record_id: str | None = None,
+) -> list[str | None]:
+    """Label each token with the kind of the span it overlaps, or None when it overlaps none.
+
+    With ``text`` given, offsets are checked against it: ``TokenAlignmentError`` is raised when
+    no token has a proper range in a text with visible characters, or when a span with visible
+    characters overlaps no token. ``record_id`` names the record in those messages.
+    """
+    where = f"record {record_id}: " if record_id is not None else ""
+    text_length = len(text) if text is not None else None
+    if text is not None and text.strip() and offsets:
+        if not any(_is_proper(offset, text_length) for offset in offsets):
+            raise TokenAlignmentError(
+                f"{where}all {len(offsets)} token offsets are zero-width or missing, so no "
+                "token can be placed in the text; use a fast tokenizer whose tokenizer.json "
+                "maps tokens to characters"
+            )
+    try:
+        ranges = token_ranges(offsets, text_length=text_length)
+    except TokenAlignmentError as err:
+        raise TokenAlignmentError(f"{where}{err}") from None
+    labels = [overlapping_label(start, end, spans) for start, end in ranges]
+    if text is not None:
+        for span in spans:
+            covered = any(start < span.end and span.start < end for start, end in ranges)
+            if not covered and text[span.start : span.end].strip():
+                raise TokenAlignmentError(
+                    f"{where}span [{span.start}, {span.end}) ({span.label}) overlaps no token; the "
+                    "tokenizer's offsets skip those characters"
+                )
+    return labels
