@@ -15,7 +15,7 @@ import yaml
 
 RECIPE_NAMES = ("full", "lora", "dp_sgd", "dp_lora")
 ACCOUNTANT_NAMES = ("rdp", "prv")
-GRAD_SAMPLE_MODES = ("hooks", "functorch")
+GRAD_SAMPLE_MODES = ("auto", "hooks", "functorch", "ghost")
 BUILTIN_MODEL = "builtin"
 
 
@@ -63,7 +63,7 @@ class DPSettings:
     noise_multiplier: float | None = None
     max_grad_norm: float = 1.0
     accountant: str = "rdp"
-    grad_sample_mode: str = "hooks"
+    grad_sample_mode: str = "auto"
 
     def __post_init__(self) -> None:
         problems = []

@@ -24,8 +24,10 @@ class Accountant(str, Enum):
 
 
 class GradSampleMode(str, Enum):
+    auto = "auto"
     hooks = "hooks"
     functorch = "functorch"
+    ghost = "ghost"
 
 
 EXPECTED_ERRORS = (ValueError, FileNotFoundError, RuntimeError)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import torch
 from opacus import GradSampleModule
 from opacus.accountants import IAccountant
-from opacus.optimizers import DPOptimizer
+from opacus.grad_sample import GradSampleModuleFastGradientClipping
+from opacus.optimizers import DPOptimizer, DPOptimizerFastGradientClipping
 from opacus.validators import ModuleValidator
 
 from privft.privacy.accounting import PrivacyPlan, accountant_epsilon, make_accountant
@@ -36,6 +37,7 @@ class PrivateTraining:
     accountant: IAccountant
     plan: PrivacyPlan
     seed: int
+    mode: str = "hooks"
     _cached_history: tuple = ()
     _cached_epsilon: float = 0.0
 
@@ -52,6 +54,27 @@ class PrivateTraining:
             self._cached_epsilon = accountant_epsilon(self.accountant, self.plan.delta)
             self._cached_history = history
         return self._cached_epsilon
+
+    def backward(self, losses: torch.Tensor) -> None:
+        """Backpropagate one physical chunk's per-sample losses (shape [B]) for clipping.
+
+        Hooks and functorch record per-sample gradients of the chunk's mean loss (opacus undoes
+        the mean). Ghost clipping (Li et al., "Large Language Models Can Be Strong
+        Differentially Private Learners", 2022) first backpropagates to get per-sample gradient
+        norms only, then backpropagates the losses weighted by their clipping coefficients.
+        """
+        reduced = losses.mean() if len(losses) else losses.sum()
+        if not isinstance(self.module, GradSampleModuleFastGradientClipping):
+            reduced.backward()
+            return
+        reduced.backward(retain_graph=True)
+        self.optimizer.zero_grad()
+        coefficients = self.module.get_clipping_coef().to(losses.device)
+        self.module.disable_hooks()
+        try:
+            (coefficients * losses).sum().backward()
+        finally:
+            self.module.enable_hooks()
 
     @property
     def steps_taken(self) -> int:
@@ -84,6 +107,35 @@ def _check_optimizer_matches(model: torch.nn.Module, optimizer: torch.optim.Opti
         )
 
 
+def tied_trainable_parameters(model: torch.nn.Module) -> list[str]:
+    """Names of trainable parameters that more than one module uses (tied embeddings)."""
+    owners: dict[int, list[str]] = {}
+    for module_name, module in model.named_modules():
+        for name, param in module.named_parameters(recurse=False):
+            if param.requires_grad:
+                owners.setdefault(id(param), []).append(f"{module_name}.{name}")
+    return [names[0] for names in owners.values() if len(names) > 1]
+
+
+def choose_grad_sample_mode(requested: str, model: torch.nn.Module) -> str:
+    """Resolve ``auto`` and reject ghost clipping where opacus 1.6 cannot do it.
+
+    ``auto`` picks hooks on the CPU, where ghost clipping saved memory but never time in
+    privft's measurements, and ghost on CUDA unless trainable parameters are tied.
+    """
+    tied = tied_trainable_parameters(model)
+    if requested == "auto":
+        return "ghost" if torch.cuda.is_available() and not tied else "hooks"
+    if requested == "ghost" and tied:
+        raise UnsupportedModelError(
+            f"ghost clipping cannot handle tied trainable parameters ({', '.join(tied)}): "
+            "opacus would compute wrong per-sample norms for the shared matrix. Use "
+            "grad_sample_mode hooks or functorch, untie the embeddings, or freeze them "
+            "(recipe dp_lora)"
+        )
+    return requested
+
+
 def make_private_training(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -98,14 +150,27 @@ def make_private_training(
     _check_supported(model)
     _check_optimizer_matches(model, optimizer)
 
-    module = GradSampleModule(
-        model,
-        batch_first=True,
-        loss_reduction="mean",
-        strict=True,
-        force_functorch=grad_sample_mode == "functorch",
-    )
-    dp_optimizer = DPOptimizer(
+    mode = choose_grad_sample_mode(grad_sample_mode, model)
+    if mode == "ghost":
+        module = GradSampleModuleFastGradientClipping(
+            model,
+            batch_first=True,
+            loss_reduction="mean",
+            strict=True,
+            max_grad_norm=plan.max_grad_norm,
+            use_ghost_clipping=True,
+        )
+        optimizer_class = DPOptimizerFastGradientClipping
+    else:
+        module = GradSampleModule(
+            model,
+            batch_first=True,
+            loss_reduction="mean",
+            strict=True,
+            force_functorch=mode == "functorch",
+        )
+        optimizer_class = DPOptimizer
+    dp_optimizer = optimizer_class(
         optimizer,
         noise_multiplier=plan.noise_multiplier,
         max_grad_norm=plan.max_grad_norm,
@@ -117,4 +182,5 @@ def make_private_training(
     accountant = make_accountant(plan.accountant)
     # One accountant step per noised logical step, at the plan's sample rate.
     dp_optimizer.attach_step_hook(accountant.get_optimizer_hook_fn(sample_rate=plan.sample_rate))
-    return PrivateTraining(module, dp_optimizer, accountant, plan, seed)
+    logger.info("DP-SGD with %s per-sample gradients", mode)
+    return PrivateTraining(module, dp_optimizer, accountant, plan, seed, mode)

@@ -141,9 +141,8 @@ class Trainer:
             loss_sum += float(losses.detach().sum())
             tokens += int(batch["attention_mask"].sum())
             if self.private is not None:
-                # Per-sample gradients of each sample's own mean loss; opacus undoes the mean.
-                loss = losses.mean() if len(chunk) else losses.sum()
-                loss.backward()
+                # Per-sample gradients (or norms) of each sample's own mean loss.
+                self.private.backward(losses)
                 self.monitor.sample()
                 # Only the last chunk of a logical batch adds noise and steps the accountant.
                 self.optimizer.signal_skip_step(do_skip=number < len(chunks) - 1)
