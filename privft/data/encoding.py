@@ -64,7 +64,10 @@ def encode_records(
     for record, ids, offsets in zip(
         records, encodings["input_ids"], encodings["offset_mapping"], strict=True
     ):
-        labels = token_labels(offsets, record.spans, text=record.text, record_id=record.id)
+        tokens = tokenizer.convert_ids_to_tokens(ids)
+        labels = token_labels(
+            offsets, record.spans, text=record.text, record_id=record.id, tokens=tokens
+        )
         ids = [start_id, *ids]
         labels = [None, *labels]
         if eos_id is not None:

@@ -5,14 +5,19 @@ inside a token makes that token sensitive. Overlap, not equal start, decides, be
 BPE tokens often carry the leading space (" Dana" covers one character before the name) and
 SentencePiece tokens carry the "▁" that stands for it. Offsets, never substring search, decide.
 
-Tokens whose offsets are zero-width, None or out of order with their neighbours (trimmed lone
-spaces of GPT-2's ``trim_offsets``, tokens a normalizer inserted, placeholders ``(0, 0)``) are
-placed in the gap between the previous and the next token that has a proper range:
+Some tokens have zero-width or None offsets: lone spaces trimmed by GPT-2's ``trim_offsets``,
+tokens a normalizer inserted, ``(0, 0)`` placeholders. Each is placed in the gap between the
+previous and the next token that has a proper range:
 
 - a non-empty gap ``[a, b)`` is used as the token's range;
 - an empty gap is the point between two characters, and the token is sensitive only when both
   characters belong to the same span (a token between a name's first and last name is; a token
   just before or just after a span is not).
+
+SentencePiece tokenizers (Llama-2, Gemma, T5) put a "▁" word marker in front of the text, and the
+``tokenizers`` library aligns that inserted marker to the text's first character. When the token
+strings are given, a token made only of "▁" that covers no whitespace is such an inserted marker
+and counts as zero-width, so a span at the start of the text does not claim it.
 
 When no token has a proper range, or a span with visible characters overlaps no token, the
 offsets cannot place the span, and ``TokenAlignmentError`` is raised instead of labelling
@@ -32,12 +37,15 @@ class TokenAlignmentError(ValueError):
 
 Offset = tuple[int, int] | None
 
+# SentencePiece's stand-in for a space (U+2581, LOWER ONE EIGHTH BLOCK).
+WORD_MARKER = "\u2581"
+
 
 def overlapping_label(start: int, end: int, spans: Sequence[Span]) -> str | None:
     """Return the label of the first span that overlaps the range ``[start, end)``.
 
-    An empty range is the point between characters ``start - 1`` and ``start``; it is inside a
-    span only when both of those characters are.
+    An empty range is the point between characters ``start - 1`` and ``start``, which is inside
+    a span only when both of those characters are.
     """
     for span in spans:
         if start == end:
@@ -55,6 +63,13 @@ def _is_proper(offset: Offset, text_length: int | None) -> bool:
     if text_length is not None and end > text_length:
         return False
     return 0 <= start < end
+
+
+def _is_inserted_marker(token: str, offset: Offset, text: str) -> bool:
+    if offset is None or not token or token.strip(WORD_MARKER):
+        return False
+    start, end = offset
+    return start < end and not text[start:end].isspace()
 
 
 def token_ranges(
@@ -106,14 +121,21 @@ def token_labels(
     *,
     text: str | None = None,
     record_id: str | None = None,
+    tokens: Sequence[str] | None = None,
 ) -> list[str | None]:
     """Label each token with the kind of the span it overlaps, or None when it overlaps none.
 
     With ``text`` given, offsets are checked against it: ``TokenAlignmentError`` is raised when
     no token has a proper range in a text with visible characters, or when a span with visible
     characters overlaps no token. ``record_id`` names the record in those messages.
+    ``tokens`` (the token strings) lets inserted SentencePiece markers be recognised.
     """
     where = f"record {record_id}: " if record_id is not None else ""
+    if text is not None and tokens is not None:
+        offsets = [
+            None if _is_inserted_marker(token, offset, text) else offset
+            for token, offset in zip(tokens, offsets, strict=True)
+        ]
     text_length = len(text) if text is not None else None
     if text is not None and text.strip() and offsets:
         if not any(_is_proper(offset, text_length) for offset in offsets):
