@@ -9,6 +9,7 @@ accountant all receive the one sample rate of the ``PrivacyPlan``.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import torch
@@ -44,6 +45,35 @@ class PrivateTraining:
     def begin_step(self, step: int) -> None:
         """Seed the noise of logical step ``step`` so a resumed run adds the same noise."""
         self.optimizer.generator.manual_seed(step_seed(self.seed, step, "noise"))
+
+    def restore_history(self, history: list[list[float]], *, step: int) -> None:
+        """Restore a checkpoint's accountant history after checking it fits this run's plan.
+
+        Every recorded step must have used the plan's noise multiplier and sample rate, and the
+        history must count exactly ``step`` steps; otherwise the data or the DP settings changed
+        since the run started, and continuing would report a wrong epsilon.
+        """
+        restored = [tuple(h) for h in history]
+        counted = sum(int(steps) for _, _, steps in restored)
+        mismatched = [
+            (noise, rate)
+            for noise, rate, _ in restored
+            if not (
+                math.isclose(noise, self.plan.noise_multiplier, rel_tol=1e-9)
+                and math.isclose(rate, self.plan.sample_rate, rel_tol=1e-9)
+            )
+        ]
+        if mismatched or counted != step:
+            noise, rate = (
+                mismatched[0] if mismatched else (self.plan.noise_multiplier, self.plan.sample_rate)
+            )
+            raise RuntimeError(
+                f"the checkpoint's privacy history ({counted} steps, noise {noise:.6g}, sample "
+                f"rate {rate:.6g}) does not match this run (step {step}, noise "
+                f"{self.plan.noise_multiplier:.6g}, sample rate {self.plan.sample_rate:.6g}); "
+                "the data or DP settings changed since the run started. Start a new run folder"
+            )
+        self.accountant.history = restored
 
     def epsilon(self) -> float:
         """Epsilon spent so far at the plan's delta, memoized on the accountant history."""

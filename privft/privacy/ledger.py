@@ -24,6 +24,7 @@ def write_privacy_ledger(run_dir: Path, private: Any, *, approximate: bool) -> d
         "delta": plan.delta,
         "epsilon": private.epsilon(),
         "target_epsilon": plan.target_epsilon,
+        "grad_sample_mode": private.mode,
         "sampling": "poisson",
         "noise_per": "logical_step",
         "approximate": approximate,

@@ -203,7 +203,7 @@ class Trainer:
             folder, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler
         )
         if self.private is not None:
-            self.private.accountant.history = [tuple(h) for h in state.accountant_history]
+            self.private.restore_history(state.accountant_history, step=state.step)
         self.tokens_seen = state.tokens_seen
         self.previous_elapsed = state.elapsed_s
         self.previous_peak_mb = state.peak_memory_mb
