@@ -24,7 +24,7 @@ def test_matching_history_restored():
 
 def test_changed_noise_rejected():
     private = private_run(1.0)
-    with pytest.raises(RuntimeError, match="noise 2 .*does not match this run"):
+    with pytest.raises(RuntimeError, match=r"noise 2, .*does not match this run"):
         private.restore_history([[2.0, 0.1, 4]], step=4)
 
 
