@@ -748,7 +748,8 @@ def build_frontiers(sweep: Sweep, **options: Any) -> dict[str, Path]:
         if not done:
             continue
         folder = Path(sweep.out) / "frontier" / dataset.name
-        build_frontier(done, folder, **options)
+        title = f"{sweep.name}: {dataset.name}"
+        build_frontier(done, folder, **{"title": title, **options})
         folders[dataset.name] = folder
     return folders
 

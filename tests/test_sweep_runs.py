@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from privft.sweep import parse_sweep, run_sweep, shell_commands, write_plan
+from privft.sweep import build_frontiers, parse_sweep, run_sweep, shell_commands, write_plan
 
 
 def tiny_sweep(tmp_path, model, data, recipes=("full", "lora"), seeds=(0,)):
@@ -35,6 +35,8 @@ def test_local_sweep_skips_finished(tmp_path, tiny_model_dir, tiny_data_dir):
     assert [o.status for o in again] == ["skipped", "skipped"]
     status = json.loads((Path(sweep.out) / "sweep.json").read_text())
     assert [r["status"] for r in status["runs"]] == ["skipped", "skipped"]
+    folders = build_frontiers(sweep)
+    assert (folders["tiny"] / "frontier.html").exists()
 
 
 @pytest.mark.slow
