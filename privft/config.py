@@ -121,13 +121,22 @@ class TrainConfig:
     dp: DPSettings = field(default_factory=DPSettings)
 
     def __post_init__(self) -> None:
-        if isinstance(self.lora, dict):
-            self.lora = LoRASettings(**self.lora)
-        if isinstance(self.dp, dict):
-            self.dp = DPSettings(**self.dp)
+        problems: list[str] = []
+        # Nested sections are checked first, but their problems are listed with the others.
+        for name, cls in (("lora", LoRASettings), ("dp", DPSettings)):
+            value = getattr(self, name)
+            if value is None:
+                value = {}
+            if isinstance(value, dict):
+                try:
+                    value = cls(**value)
+                except ConfigError as err:
+                    problems += str(err).splitlines()[1:]
+                    value = cls()
+                setattr(self, name, value)
+        problems = [p.strip() for p in problems]
         if self.learning_rate is None:
             self.learning_rate = 2e-3 if self.recipe in ("lora", "dp_lora") else 5e-4
-        problems = []
         if self.recipe not in RECIPE_NAMES:
             problems.append(f"recipe {self.recipe!r} is unknown; valid: {', '.join(RECIPE_NAMES)}")
         if not self.epochs > 0:
@@ -213,10 +222,18 @@ def load_config(preset: Path | None = None, overrides: dict[str, Any] | None = N
 
 
 def _noise_replaces_epsilon(values: dict[str, Any]) -> dict[str, Any]:
-    """A layer that sets a noise multiplier but no epsilon turns off the epsilon target below it."""
+    """A layer that sets only one of noise multiplier and epsilon turns the other off below it.
+
+    Both decide the noise, so a CLI ``--epsilon`` over a fixed-noise preset (or the reverse)
+    means the new choice, not a conflict.
+    """
     dp = values.get("dp")
-    if isinstance(dp, dict) and dp.get("noise_multiplier") is not None and "epsilon" not in dp:
-        values = {**values, "dp": {**dp, "epsilon": None}}
+    if not isinstance(dp, dict):
+        return values
+    if dp.get("noise_multiplier") is not None and "epsilon" not in dp:
+        return {**values, "dp": {**dp, "epsilon": None}}
+    if dp.get("epsilon") is not None and "noise_multiplier" not in dp:
+        return {**values, "dp": {**dp, "noise_multiplier": None}}
     return values
 
 

@@ -129,7 +129,7 @@ def per_sample_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """
     targets = labels[:, 1:]
     nll = torch.nn.functional.cross_entropy(
-        logits[:, :-1].transpose(1, 2).float(),
+        logits[:, :-1].transpose(1, 2).to(torch.promote_types(logits.dtype, torch.float32)),
         targets,
         ignore_index=IGNORE_INDEX,
         reduction="none",

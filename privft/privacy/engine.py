@@ -106,6 +106,23 @@ class PrivateTraining:
         finally:
             self.module.enable_hooks()
 
+    def empty_step(self) -> None:
+        """Take a logical step whose Poisson draw selected no record.
+
+        The clipped sum is zero, so the update is noise alone; the accountant still counts the
+        step, because the sampled-Gaussian analysis covers every draw, empty ones included.
+        """
+        for param in self.optimizer.params:
+            if isinstance(self.module, GradSampleModuleFastGradientClipping):
+                param.grad = torch.zeros_like(param)
+            else:
+                param.grad_sample = torch.zeros(
+                    (0, *param.shape), dtype=param.dtype, device=param.device
+                )
+        self.optimizer.signal_skip_step(do_skip=False)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
     @property
     def steps_taken(self) -> int:
         return sum(steps for _, _, steps in self.accountant.history)

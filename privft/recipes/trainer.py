@@ -45,6 +45,7 @@ class StepOutput:
     loss: float
     records: int
     tokens: int
+    lr: float
 
 
 class Trainer:
@@ -126,10 +127,11 @@ class Trainer:
     def _train_step(self, step: int) -> StepOutput:
         indices = self.sampler.indices(step)
         cap = self.config.physical_batch_size
-        chunks = [indices[i : i + cap] for i in range(0, len(indices), cap)] or [[]]
+        chunks = [indices[i : i + cap] for i in range(0, len(indices), cap)]
         torch.manual_seed(step_seed(self.config.seed, step, "dropout"))
         if self.private is not None:
             self.private.begin_step(step)
+        lr = self.scheduler.get_last_lr()[0]
 
         loss_sum, tokens = 0.0, 0
         for number, chunk in enumerate(chunks):
@@ -151,12 +153,15 @@ class Trainer:
             else:
                 self.accelerator.backward(losses.sum() / len(indices))
                 self.monitor.sample()
+        if self.private is not None and not chunks:
+            # An empty Poisson draw is still a step: noise only, and the accountant counts it.
+            self.private.empty_step()
         if self.private is None:
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
         mean_loss = loss_sum / len(indices) if indices else math.nan
-        return StepOutput(mean_loss, len(indices), tokens)
+        return StepOutput(mean_loss, len(indices), tokens, lr)
 
     # 3. Logging and checkpoints ---------------------------------------------------------------
     def _epsilon(self) -> float | None:
@@ -166,7 +171,7 @@ class Trainer:
         row = {
             "step": step,
             "loss": None if math.isnan(out.loss) else round(out.loss, 6),
-            "lr": self.scheduler.get_last_lr()[0],
+            "lr": out.lr,
             "epsilon": self._epsilon(),
             "batch_records": out.records,
             "tokens_per_s": round(tokens_per_s, 2),

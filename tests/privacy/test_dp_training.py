@@ -154,12 +154,7 @@ def batch_sizes(sample_rate: float, seed: int, steps: int) -> list[int]:
     return [len(sampler.indices(step)) for step in range(steps)]
 
 
-EMPTY_BATCH_BUG = pytest.mark.xfail(
-    raises=RuntimeError, strict=True,
-    reason="Trainer._train_step runs the model forward on an empty Poisson batch, which fails")
 
-
-@EMPTY_BATCH_BUG
 def test_mostly_empty_batches_train(monkeypatch, tmp_path, tiny_model_dir, data_dir):
     sample_rate, seed, steps = 0.01, 0, 6
     sizes = batch_sizes(sample_rate, seed, steps)
@@ -180,7 +175,6 @@ def test_mostly_empty_batches_train(monkeypatch, tmp_path, tiny_model_dir, data_
     assert [row["loss"] is None for row in rows] == [size == 0 for size in sizes]
 
 
-@EMPTY_BATCH_BUG
 def test_noise_alone_moves_weights(monkeypatch, tmp_path, tiny_model_dir, data_dir):
     sample_rate, seed, steps = 1e-6, 0, 3
     assert batch_sizes(sample_rate, seed, steps) == [0] * steps

@@ -164,8 +164,6 @@ def test_collator_positions_per_row():
     assert torch.equal(batch["position_ids"][1], torch.arange(length))
 
 
-@pytest.mark.xfail(raises=AssertionError, strict=True,
-                   reason="per_sample_loss casts float64 logits to float32")
 def test_float64_loss_keeps_precision():
     generator = torch.Generator().manual_seed(5)
     logits = torch.randn(2, 6, 40, generator=generator, dtype=torch.float64)

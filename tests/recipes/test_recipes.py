@@ -222,8 +222,6 @@ def test_train_log_rows(finished, recipe):
         assert row["lr"] >= 0
 
 
-@pytest.mark.xfail(raises=AssertionError, strict=True,
-                   reason="the trainer logs the learning rate of the next step")
 def test_log_lr_is_step_lr(finished):
     rows = read_log(finished("full"))
     # No warmup: the linear schedule starts at the full rate and loses 1/STEPS of it per step.
