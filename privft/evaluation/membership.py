@@ -1,31 +1,66 @@
 """Membership inference: can an attacker tell training records from held-out ones?
 
 Members are the training records (canary insertions excluded), non-members the test records.
-Each score is oriented so that higher means "more likely a member":
+Every attack gives each record one score, oriented so that higher means "more likely a member":
+
 - ``loss``: minus the record's mean NLL (Yeom et al., "Privacy Risk in Machine Learning:
   Analyzing the Connection to Overfitting", 2018).
+- ``zlib``: minus the ratio of the mean NLL (log-perplexity, nats) to the text's zlib-compressed
+  size in bits (Carlini et al., "Extracting Training Data from Large Language Models", 2021).
+- ``min_k``: the mean of the lowest k% of the record's target log-probabilities (Shi et al.,
+  "Detecting Pretraining Data from Large Language Models", 2024).
+- ``min_k_plus_plus``: the mean of the lowest k% of standardized log-probabilities
+  ``(log p(x_t) - mu_t) / sigma_t``, where mu_t and sigma_t^2 are the mean and variance of
+  log p under the model's own next-token distribution at that position (Zhang et al.,
+  "Min-K%++: Improved Baseline for Detecting Pre-Training Data from Large Language Models",
+  2024).
 - ``calibrated``: base-model NLL minus fine-tuned NLL, the reference-model calibration of
-  Carlini et al., "Extracting Training Data from Large Language Models" (2021).
-AUC 0.5 is chance; higher means more risk.
+  Carlini et al. (2021).
+
+Each attack runs on all target tokens and on sensitive tokens alone. AUC 0.5 is chance; higher
+AUC and higher TPR at low FPR mean more risk.
 """
 
 from __future__ import annotations
 
+import math
+import zlib
 from collections.abc import Sequence
 
 import numpy as np
 from scipy.stats import rankdata
-from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.metrics import roc_auc_score
 
+from privft.data.records import Record
 from privft.evaluation.scoring import TokenScores
-from privft.evaluation.statistics import bootstrap_interval
+from privft.evaluation.statistics import bootstrap_intervals
+
+ATTACKS = ("loss", "zlib", "min_k", "min_k_plus_plus", "calibrated")
+TOKEN_SETS = {"all_tokens": False, "sensitive_tokens": True}
+MIN_K_FRACTION = 0.2
+FPR_TARGETS = {"tpr_at_1pct_fpr": 0.01, "tpr_at_0_1pct_fpr": 0.001}
+# Floor on sigma_t^2 in Min-K%++: a one-hot next-token distribution has variance 0.
+MIN_VARIANCE = 1e-12
+
+
+def tpr_at_fpr_split(members: np.ndarray, nonmembers: np.ndarray, fpr_target: float) -> float:
+    """Highest true-positive rate over thresholds whose false-positive rate is <= the target.
+
+    With c = floor(target x non-members) false positives allowed, the best threshold sits just
+    above the (c + 1)-th highest non-member score, so the TPR is the share of members above it.
+    Equal to the maximum over scikit-learn's full ROC curve (``drop_intermediate=False``).
+    """
+    allowed = math.floor(fpr_target * len(nonmembers) + 1e-9)
+    if allowed >= len(nonmembers):
+        return 1.0
+    cutoff = np.partition(nonmembers, len(nonmembers) - 1 - allowed)[len(nonmembers) - 1 - allowed]
+    return float((members > cutoff).mean())
 
 
 def tpr_at_fpr(labels: np.ndarray, scores: np.ndarray, fpr_target: float) -> float:
     """Highest true-positive rate over thresholds whose false-positive rate is <= the target."""
-    fpr, tpr, _ = roc_curve(labels, scores)
-    allowed = fpr <= fpr_target
-    return float(tpr[allowed].max()) if allowed.any() else 0.0
+    labels = np.asarray(labels).astype(bool)
+    return tpr_at_fpr_split(scores[labels], scores[~labels], fpr_target)
 
 
 def rank_auc(member_scores: np.ndarray, nonmember_scores: np.ndarray) -> float:
@@ -55,55 +90,131 @@ def _finite_ranking(scores: np.ndarray) -> np.ndarray:
 def attack_metrics(
     member_scores: np.ndarray, nonmember_scores: np.ndarray, *, resamples: int = 1000, seed: int = 0
 ) -> dict:
-    """ROC AUC (with a 95% bootstrap interval) and TPR at 1% and 0.1% FPR."""
-    scores = np.concatenate([member_scores, nonmember_scores])
-    scores = _finite_ranking(scores)
+    """ROC AUC and TPR at 1% and 0.1% FPR, each with a 95% bootstrap interval.
+
+    Members and non-members are resampled independently, and the three measures share each
+    resample.
+    """
+    scores = _finite_ranking(np.concatenate([member_scores, nonmember_scores]))
     labels = np.concatenate([np.ones(len(member_scores)), np.zeros(len(nonmember_scores))])
     n_members = len(member_scores)
+    members, nonmembers = scores[:n_members], scores[n_members:]
 
-    def auc_of(member_idx: np.ndarray, nonmember_idx: np.ndarray) -> float:
-        return rank_auc(scores[member_idx], scores[n_members + nonmember_idx])
+    def measures(member_idx: np.ndarray, nonmember_idx: np.ndarray) -> list[float]:
+        m, n = members[member_idx], nonmembers[nonmember_idx]
+        return [rank_auc(m, n), *(tpr_at_fpr_split(m, n, f) for f in FPR_TARGETS.values())]
 
-    return {
-        "auc": float(roc_auc_score(labels, scores)),
-        "auc_ci95": bootstrap_interval(
-            auc_of, (n_members, len(nonmember_scores)), resamples=resamples, seed=seed
-        ),
-        "tpr_at_1pct_fpr": tpr_at_fpr(labels, scores, 0.01),
-        "tpr_at_0.1pct_fpr": tpr_at_fpr(labels, scores, 0.001),
-        "members": int(n_members),
-        "nonmembers": int(len(nonmember_scores)),
-    }
+    intervals = bootstrap_intervals(
+        measures, (n_members, len(nonmember_scores)), resamples=resamples, seed=seed
+    )
+    result = {"auc": float(roc_auc_score(labels, scores)), "auc_ci95": intervals[0]}
+    for (name, target), interval in zip(FPR_TARGETS.items(), intervals[1:], strict=True):
+        result[name] = tpr_at_fpr_split(members, nonmembers, target)
+        result[f"{name}_ci95"] = interval
+    result["members"] = int(n_members)
+    result["nonmembers"] = int(len(nonmember_scores))
+    return result
+
+
+def zlib_bits(text: str) -> int:
+    """Size of the UTF-8 text after zlib compression (default level), in bits."""
+    return 8 * len(zlib.compress(text.encode("utf-8")))
+
+
+def sensitive_text(record: Record) -> str:
+    """The record's sensitive spans, one per line: the text the sensitive-token zlib attack sees."""
+    return "\n".join(record.text[span.start : span.end] for span in record.spans)
+
+
+def lowest_fraction_mean(values: np.ndarray, fraction: float) -> float:
+    """Mean of the lowest ``max(1, floor(fraction x n))`` of ``values``; NaN when empty."""
+    if not len(values):
+        return float("nan")
+    count = max(1, int(fraction * len(values)))
+    return float(np.partition(values, count - 1)[:count].mean())
+
+
+def record_attack_scores(
+    finetuned: TokenScores,
+    base: TokenScores | None,
+    *,
+    sensitive_only: bool,
+    zlib_size_bits: float | None = None,
+    k: float = MIN_K_FRACTION,
+) -> dict[str, float]:
+    """Every attack's score of one record, on all its target tokens or its sensitive ones.
+
+    Attacks whose inputs are missing (no base scores, no log-probability moments, no zlib size)
+    are left out. A record with no selected tokens scores NaN.
+    """
+    selected = finetuned.sensitive if sensitive_only else np.ones(len(finetuned.nll), dtype=bool)
+    nll = finetuned.nll[selected]
+    logp = -nll
+    mean_nll = float(nll.mean()) if len(nll) else float("nan")
+    scores = {"loss": -mean_nll, "min_k": lowest_fraction_mean(logp, k)}
+    if zlib_size_bits is not None:
+        scores["zlib"] = -mean_nll / zlib_size_bits if zlib_size_bits > 0 else float("nan")
+    if finetuned.logp_mean is not None and finetuned.logp_var is not None:
+        sigma = np.sqrt(np.maximum(finetuned.logp_var[selected], MIN_VARIANCE))
+        standardized = (logp - finetuned.logp_mean[selected]) / sigma
+        scores["min_k_plus_plus"] = lowest_fraction_mean(standardized, k)
+    if base is not None:
+        base_nll = base.nll[selected]
+        scores["calibrated"] = float(base_nll.mean()) - mean_nll if len(nll) else float("nan")
+    return scores
 
 
 def membership_report(
     finetuned: dict[str, Sequence[TokenScores]],
-    base: dict[str, Sequence[TokenScores]],
+    base: dict[str, Sequence[TokenScores]] | None = None,
     *,
+    records: dict[str, Sequence[Record]] | None = None,
+    k: float = MIN_K_FRACTION,
     resamples: int = 1000,
     seed: int = 0,
 ) -> dict:
-    """Loss and base-calibrated attacks on all tokens and on sensitive tokens alone."""
+    """Every attack on all tokens and on sensitive tokens alone: AUC and TPRs with intervals.
 
-    def mean_nll(records: Sequence[TokenScores], sensitive_only: bool) -> np.ndarray:
-        values = []
-        for record in records:
-            nll = record.nll[record.sensitive] if sensitive_only else record.nll
-            values.append(nll.mean() if len(nll) else np.nan)
-        return np.array(values, dtype=np.float64)
-
-    def members_and_nonmembers(score_of_split: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
-        # Records without sensitive tokens have no score in the sensitive-only attack: drop them.
-        return tuple(v[~np.isnan(v)] for v in (score_of_split["train"], score_of_split["test"]))
-
-    report = {}
-    for name, sensitive_only in (("all_tokens", False), ("sensitive_tokens", True)):
-        ft = {split: mean_nll(finetuned[split], sensitive_only) for split in ("train", "test")}
-        bs = {split: mean_nll(base[split], sensitive_only) for split in ("train", "test")}
-        loss = members_and_nonmembers({s: -ft[s] for s in ft})
-        calibrated = members_and_nonmembers({s: bs[s] - ft[s] for s in ft})
-        report[name] = {
-            "loss": attack_metrics(*loss, resamples=resamples, seed=seed),
-            "calibrated": attack_metrics(*calibrated, resamples=resamples, seed=seed),
-        }
+    ``finetuned`` and ``base`` map split ("train", "test") to the records' token scores, in the
+    same order as ``records`` (needed by the zlib attack only). Records without sensitive tokens
+    have no score in the sensitive-only attacks and are left out of them.
+    """
+    if not 0 < k <= 1:
+        raise ValueError(f"min-k fraction must be in (0, 1], got {k!r}")
+    report: dict = {"min_k_fraction": k}
+    for token_set, sensitive_only in TOKEN_SETS.items():
+        per_split: dict[str, dict[str, np.ndarray]] = {}
+        for split in ("train", "test"):
+            rows, scorable = [], []
+            for index, scores in enumerate(finetuned[split]):
+                size = None
+                if records is not None:
+                    record = records[split][index]
+                    size = zlib_bits(sensitive_text(record) if sensitive_only else record.text)
+                rows.append(
+                    record_attack_scores(
+                        scores,
+                        base[split][index] if base is not None else None,
+                        sensitive_only=sensitive_only,
+                        zlib_size_bits=size,
+                        k=k,
+                    )
+                )
+                scorable.append(bool(scores.sensitive.any()) if sensitive_only else True)
+            # A record with no sensitive tokens has no score in the sensitive-only attacks.
+            keep = np.array(scorable, dtype=bool)
+            names = rows[0].keys() if rows else ()
+            per_split[split] = {
+                name: np.array([row[name] for row in rows], dtype=np.float64)[keep]
+                for name in names
+            }
+        report[token_set] = {}
+        for attack in ATTACKS:
+            members = per_split["train"].get(attack)
+            nonmembers = per_split["test"].get(attack)
+            if members is None or nonmembers is None or not len(members) or not len(nonmembers):
+                continue
+            report[token_set][attack] = attack_metrics(
+                members, nonmembers, resamples=resamples, seed=seed
+            )
     return report

@@ -1,10 +1,45 @@
-"""Bootstrap confidence intervals over records."""
+"""Percentile bootstrap confidence intervals over records."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
 import numpy as np
+
+
+def bootstrap_intervals(
+    statistics: Callable[..., Sequence[float]],
+    sizes: Sequence[int],
+    *,
+    resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> list[list[float] | None]:
+    """Percentile intervals of each value ``statistics(*indices)`` returns, on shared resamples.
+
+    ``sizes`` gives the number of records in each independent group (for example train and
+    test). Each resample draws that many indices per group with replacement and evaluates all
+    statistics on the same draw. A statistic's interval is None when a group has fewer than 2
+    records or when fewer than half of its resampled values are finite.
+    """
+    if any(n < 2 for n in sizes):
+        first = statistics(*(np.arange(n) for n in sizes))
+        return [None] * len(first)
+    rng = np.random.default_rng(seed)
+    values = np.array(
+        [statistics(*(rng.integers(0, n, n) for n in sizes)) for _ in range(resamples)],
+        dtype=np.float64,
+    ).reshape(resamples, -1)
+    tail = (1 - level) / 2 * 100
+    intervals: list[list[float] | None] = []
+    for column in values.T:
+        finite = column[np.isfinite(column)]
+        if len(finite) < resamples // 2:
+            intervals.append(None)
+            continue
+        low, high = np.percentile(finite, [tail, 100 - tail])
+        intervals.append([float(low), float(high)])
+    return intervals
 
 
 def bootstrap_interval(
@@ -20,16 +55,6 @@ def bootstrap_interval(
     ``sizes`` gives the number of records in each independent group (for example train and
     test); each resample draws that many indices per group.
     """
-    if any(n < 2 for n in sizes):
-        return None
-    rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(resamples):
-        value = statistic(*(rng.integers(0, n, n) for n in sizes))
-        if np.isfinite(value):
-            values.append(value)
-    if len(values) < resamples // 2:
-        return None
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(values, [tail, 100 - tail])
-    return [float(low), float(high)]
+    return bootstrap_intervals(
+        lambda *indices: [statistic(*indices)], sizes, resamples=resamples, level=level, seed=seed
+    )[0]
