@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from privft.config import BUILTIN_MODEL
 logger = logging.getLogger(__name__)
 
 BUILTIN_MODEL_DIR = Path(__file__).parent / "assets" / "base_model"
+# Config files whose ``auto_map`` points transformers at Python files shipped with a model.
+REMOTE_CODE_CONFIGS = ("config.json", "tokenizer_config.json")
 
 
 class ModelLoadError(RuntimeError):
@@ -32,13 +35,53 @@ def resolve_model_path(name_or_path: str) -> str:
     return name_or_path
 
 
+def _read_config(folder: Path, name: str) -> dict:
+    try:
+        loaded = json.loads((folder / name).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _ships_code(path: str) -> bool:
+    """Return True if a local model folder's configs point at Python files of its own."""
+    folder = Path(path)
+    return folder.is_dir() and any(
+        _read_config(folder, name).get("auto_map") for name in REMOTE_CODE_CONFIGS
+    )
+
+
+def _check_remote_code(path: str, trust_remote_code: bool) -> None:
+    """Log that a local folder ships its own Python code, which runs only when trusted."""
+    if not trust_remote_code and _ships_code(path):
+        logger.warning(
+            "%s ships its own model code (auto_map); privft does not run it because "
+            "trust_remote_code is off, and loads the model with transformers' built-in classes",
+            path,
+        )
+
+
+def _remote_code_hint(path: str) -> str | None:
+    if _ships_code(path):
+        return (
+            f"{path} needs its own Python code (auto_map in its config) to load. privft runs "
+            "such code only when trust_remote_code=True is passed to privft.models.load_model "
+            "and load_tokenizer; read the code before you allow it"
+        )
+    return None
+
+
 def load_tokenizer(name_or_path: str, *, trust_remote_code: bool = False) -> Tokenizer:
-    """Load a fast tokenizer and make sure it has a pad token (the EOS token if none is set)."""
+    """Load a fast tokenizer and make sure it has a pad token (the EOS token if none is set).
+
+    Code shipped with the model runs only when ``trust_remote_code`` is True.
+    """
     path = resolve_model_path(name_or_path)
+    _check_remote_code(path, trust_remote_code)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as err:
-        raise ModelLoadError(_load_hint(path, "tokenizer")) from err
+        raise ModelLoadError(_remote_code_hint(path) or _load_hint(path, "tokenizer")) from err
     if not tokenizer.is_fast:
         raise ModelLoadError(
             f"{path}: privft needs a fast tokenizer (offset mappings decide "
@@ -50,20 +93,46 @@ def load_tokenizer(name_or_path: str, *, trust_remote_code: bool = False) -> Tok
     return tokenizer
 
 
+def pickle_only_weights(folder: Path) -> bool:
+    """Return True if a model folder contains pickle weights (``*.bin``) and no safetensors."""
+    folder = Path(folder)
+    if not folder.is_dir() or any(folder.glob("*.safetensors")):
+        return False
+    return any(folder.glob("*.bin")) or any(folder.glob("*.bin.index.json"))
+
+
 def load_model(
     name_or_path: str,
     *,
     dtype: torch.dtype = torch.float32,
     trust_remote_code: bool = False,
+    allow_pickle: bool = False,
 ) -> PreTrainedModel:
-    """Load a causal LM from safetensors weights only (never pickle), in train mode off."""
+    """Load a causal LM in eval mode, from safetensors weights only unless ``allow_pickle``.
+
+    Pickle weights (``pytorch_model.bin``) can run code when loaded, so they are rejected
+    unless ``allow_pickle`` is True. Code shipped with the model runs only when
+    ``trust_remote_code`` is True.
+    """
     path = resolve_model_path(name_or_path)
+    if not allow_pickle and pickle_only_weights(Path(path)):
+        raise ModelLoadError(
+            f"{path} contains only pickle weights (*.bin), which can run code when loaded, so "
+            "privft does not load them. Convert them once, where you trust the file: "
+            "`AutoModelForCausalLM.from_pretrained(folder).save_pretrained(folder)` writes "
+            "model.safetensors. Or pass allow_pickle=True to privft.models.load_model"
+        )
+    _check_remote_code(path, trust_remote_code)
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code
+            path,
+            dtype=dtype,
+            # None: safetensors where present, else pickle weights (allowed by the caller).
+            use_safetensors=None if allow_pickle else True,
+            trust_remote_code=trust_remote_code,
         )
     except (OSError, ValueError) as err:
-        raise ModelLoadError(_load_hint(path, "model")) from err
+        raise ModelLoadError(_remote_code_hint(path) or _load_hint(path, "model")) from err
     model.eval()
     return model
 
@@ -76,7 +145,7 @@ def _load_hint(path: str, what: str) -> str:
         )
     return (
         f"could not load the {what} {path!r}: no such folder, and hub ids need network "
-        "access; pass a local folder, or `builtin` for the shipped model"
+        "access and safetensors weights; pass a local folder, or `builtin` for the shipped model"
     )
 
 

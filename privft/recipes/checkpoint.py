@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,13 +28,13 @@ from privft.storage import atomic_write_json, fsync_dir
 
 logger = logging.getLogger(__name__)
 
-# What a failed write raises: OSError from Python, RuntimeError from torch.save's zip writer,
-# SafetensorError from safetensors' writer (a full disk shows up as any of the three).
-SAVE_ERRORS: tuple[type[BaseException], ...] = (OSError, RuntimeError, SafetensorError)
+# Exceptions of a failed read or write: OSError from Python, RuntimeError from torch's zip
+# reader and writer, SafetensorError from safetensors. A full disk shows up as any of the three.
+IO_ERRORS: tuple[type[BaseException], ...] = (OSError, RuntimeError, SafetensorError)
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint could not be saved or loaded; the message says what to do."""
+    """A checkpoint could not be saved or loaded; the message names the fix."""
 
 
 @dataclass
@@ -66,8 +67,8 @@ def save_training_state(
 ) -> bool:
     """Save a resumable checkpoint and return True.
 
-    A failed write (a full disk, a lost mount) is logged and returns False: the previous
-    checkpoint stays in force and training can go on.
+    A failed write (a full disk, a lost mount) is logged and returns False. The previous
+    checkpoint then stays in force and training can go on.
     """
     root = Path(run_dir) / "state"
     folder = root / f"step-{state.step:06d}"
@@ -83,7 +84,7 @@ def save_training_state(
         atomic_write_json(folder / "trainer_state.json", asdict(state))
         _fsync_files(folder)
         atomic_write_json(root / "latest.json", {"folder": folder.name, "step": state.step})
-    except SAVE_ERRORS as err:
+    except IO_ERRORS as err:
         shutil.rmtree(folder, ignore_errors=True)
         previous = _latest_step(root)
         kept = (
@@ -150,8 +151,25 @@ def restore_training_state(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
 ) -> None:
-    """Load trainable weights, optimizer and scheduler state saved by ``save_training_state``."""
-    weights = load_file(folder / "trainable.safetensors")
+    """Load trainable weights, optimizer and scheduler state saved by ``save_training_state``.
+
+    Raises CheckpointError when a file is damaged or the optimizer state contains pickled objects
+    other than tensors and plain containers, which are never loaded.
+    """
+    try:
+        weights = load_file(folder / "trainable.safetensors")
+        # weights_only=True: plain tensors and containers only, no arbitrary pickled objects.
+        saved: dict[str, Any] = torch.load(folder / "optimizer.pt", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(
+            f"{folder / 'optimizer.pt'} contains objects other than tensors and plain containers, "
+            f"so it was not loaded; delete {folder.parent} to train from step 0"
+        ) from err
+    except (*IO_ERRORS, EOFError) as err:
+        raise CheckpointError(
+            f"the checkpoint in {folder} is damaged ({type(err).__name__}: {err}); delete "
+            f"{folder.parent} to train from step 0"
+        ) from err
     params = dict(model.named_parameters())
     missing = sorted(set(weights) - set(params))
     if missing:
@@ -162,8 +180,6 @@ def restore_training_state(
     with torch.no_grad():
         for name, tensor in weights.items():
             params[name].copy_(tensor)
-    # weights_only=True: plain tensors and containers only, no arbitrary pickled objects.
-    saved: dict[str, Any] = torch.load(folder / "optimizer.pt", weights_only=True)
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
 
@@ -172,7 +188,7 @@ def save_final_model(run_dir: Path, model: torch.nn.Module, tokenizer: Any) -> N
     """Write the final weights (safetensors) and tokenizer to ``<run>/checkpoint/``.
 
     The files go to ``checkpoint.tmp/`` first and replace the old folder only when complete. On
-    failure the partial folder is removed and a CheckpointError says how to retry.
+    failure the partial folder is removed and a CheckpointError names the command to retry.
     """
     run_dir = Path(run_dir)
     final = run_dir / "checkpoint"
@@ -182,7 +198,7 @@ def save_final_model(run_dir: Path, model: torch.nn.Module, tokenizer: Any) -> N
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         _fsync_files(tmp)
-    except SAVE_ERRORS as err:
+    except IO_ERRORS as err:
         shutil.rmtree(tmp, ignore_errors=True)
         raise CheckpointError(
             f"saving the final model to {final} failed ({type(err).__name__}: {err}); the "
