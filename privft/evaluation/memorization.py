@@ -3,148 +3,165 @@
 sensitive_gap = (test sensitive NLL - train sensitive NLL) under the fine-tuned model, minus the
 same difference under the base model: the likelihood advantage that training PII gained over
 unseen PII of the same kinds. Larger means more memorization of personal information.
+
+sensitive_gain = base NLL - fine-tuned NLL on the training records' sensitive tokens: how much
+fine-tuning made the training PII more likely, without the held-out control.
+
+Every NLL is a token-weighted mean (total nats over total tokens of the class), and every
+interval is a 95% percentile bootstrap over records, with train and test records resampled
+independently and the same resampled records scored under both models.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from privft.evaluation.scoring import TokenScores
-from privft.evaluation.statistics import bootstrap_interval
+from privft.evaluation.statistics import bootstrap_intervals
 
 SPLITS = ("train", "test")
 MODELS = ("finetuned", "base")
 
+Selector = Callable[[TokenScores], np.ndarray]
+
 
 @dataclass
-class RecordSums:
-    """Per-record sums for one model and split, by token class: arrays of shape [records]."""
+class ClassSums:
+    """Per-record sums over one class of target tokens: arrays of shape [records]."""
 
-    sens_nll: np.ndarray
-    sens_correct: np.ndarray
-    sens_count: np.ndarray
-    plain_nll: np.ndarray
-    plain_correct: np.ndarray
-    plain_count: np.ndarray
+    nll: np.ndarray
+    correct: np.ndarray
+    count: np.ndarray
 
     @classmethod
-    def from_scores(cls, scores: Sequence[TokenScores]) -> RecordSums:
-        rows = []
-        for s in scores:
-            mask = s.sensitive
-            rows.append(
-                (
-                    s.nll[mask].sum(),
-                    s.correct[mask].sum(),
-                    mask.sum(),
-                    s.nll[~mask].sum(),
-                    s.correct[~mask].sum(),
-                    (~mask).sum(),
-                )
-            )
-        columns = np.array(rows, dtype=np.float64).reshape(-1, 6).T
-        return cls(*columns)
+    def from_scores(cls, scores: Sequence[TokenScores], select: Selector) -> ClassSums:
+        rows = np.zeros((len(scores), 3), dtype=np.float64)
+        for row, record in enumerate(scores):
+            mask = select(record)
+            rows[row] = (record.nll[mask].sum(), record.correct[mask].sum(), mask.sum())
+        return cls(rows[:, 0], rows[:, 1], rows[:, 2])
 
-    def mean_nll(self, sensitive: bool, index: np.ndarray | None = None) -> float:
+    def mean_nll(self, index: np.ndarray | None = None) -> float:
         nll, count = (
-            (self.sens_nll, self.sens_count) if sensitive else (self.plain_nll, self.plain_count)
+            (self.nll, self.count) if index is None else (self.nll[index], self.count[index])
         )
-        if index is not None:
-            nll, count = nll[index], count[index]
         total = count.sum()
         return float(nll.sum() / total) if total else float("nan")
 
-    def summary(self, sensitive: bool) -> dict[str, float]:
-        correct, count = (
-            (self.sens_correct, self.sens_count)
-            if sensitive
-            else (self.plain_correct, self.plain_count)
-        )
-        total = count.sum()
+    def summary(self) -> dict[str, float]:
+        total = self.count.sum()
         return {
-            "nll_nats": self.mean_nll(sensitive),
-            "accuracy": float(correct.sum() / total) if total else float("nan"),
+            "nll_nats": self.mean_nll(),
+            "accuracy": float(self.correct.sum() / total) if total else float("nan"),
             "tokens": int(total),
+            "records": int((self.count > 0).sum()),
         }
 
 
-def _gap(
-    sums: dict[tuple[str, str], RecordSums],
-    sensitive: bool,
-    train_idx: np.ndarray | None = None,
-    test_idx: np.ndarray | None = None,
-) -> float:
-    def diff(model: str) -> float:
-        return sums[model, "test"].mean_nll(sensitive, test_idx) - sums[model, "train"].mean_nll(
-            sensitive, train_idx
-        )
+def _is_sensitive(record: TokenScores) -> np.ndarray:
+    return record.sensitive
 
-    return diff("finetuned") - diff("base")
+
+def _is_plain(record: TokenScores) -> np.ndarray:
+    return ~record.sensitive
+
+
+def _is_kind(kind: str) -> Selector:
+    return lambda record: np.array([label == kind for label in record.labels], dtype=bool)
+
+
+class ClassTable:
+    """ClassSums of one token class for each (model, split), with the derived differences."""
+
+    def __init__(self, scores: dict[tuple[str, str], Sequence[TokenScores]], select: Selector):
+        self.sums = {key: ClassSums.from_scores(value, select) for key, value in scores.items()}
+
+    def nll(self, model: str, split: str, index: np.ndarray | None = None) -> float:
+        return self.sums[model, split].mean_nll(index)
+
+    def measures(self, train_idx=None, test_idx=None) -> dict[str, float]:
+        """Compute each model's train and test NLL, the gap and the train and test gains."""
+        index = {"train": train_idx, "test": test_idx}
+        nll = {(m, s): self.nll(m, s, index[s]) for m in MODELS for s in SPLITS}
+        values = {f"{m}_{s}_nll_nats": nll[m, s] for m in MODELS for s in SPLITS}
+        values["gap"] = (nll["finetuned", "test"] - nll["finetuned", "train"]) - (
+            nll["base", "test"] - nll["base", "train"]
+        )
+        values["train_gain"] = nll["base", "train"] - nll["finetuned", "train"]
+        values["test_gain"] = nll["base", "test"] - nll["finetuned", "test"]
+        return values
+
+    def with_intervals(self, sizes: tuple[int, int], resamples: int, seed: int) -> dict:
+        estimates = self.measures()
+        names = list(estimates)
+        intervals = bootstrap_intervals(
+            lambda tr, te: [self.measures(tr, te)[name] for name in names],
+            sizes,
+            resamples=resamples,
+            seed=seed,
+        )
+        report: dict = {}
+        for name, interval in zip(names, intervals, strict=True):
+            report[name] = estimates[name]
+            report[f"{name}_ci95"] = interval
+        return report
 
 
 def memorization_report(
     scores: dict[tuple[str, str], Sequence[TokenScores]], *, resamples: int = 1000, seed: int = 0
 ) -> dict:
-    """Per split, token class and model: NLL and accuracy; the gaps with 95% bootstrap intervals.
+    """Per split, token class and model: NLL and accuracy; gaps and gains with intervals.
 
     ``scores`` maps (model, split) to the records' token scores, with model in
-    ``("finetuned", "base")`` and split in ``("train", "test")``; train and test records are
-    resampled independently for the intervals.
+    ``("finetuned", "base")`` and split in ``("train", "test")``. Both models must score the
+    same records in the same order. ``by_kind`` repeats the fine-tuned vs base comparison for each
+    PII kind.
     """
-    sums = {key: RecordSums.from_scores(value) for key, value in scores.items()}
+    sizes = (len(scores["finetuned", "train"]), len(scores["finetuned", "test"]))
+    sensitive = ClassTable(scores, _is_sensitive)
+    plain = ClassTable(scores, _is_plain)
     tables = {
         model: {
             split: {
-                "sensitive": sums[model, split].summary(True),
-                "nonsensitive": sums[model, split].summary(False),
+                "sensitive": sensitive.sums[model, split].summary(),
+                "nonsensitive": plain.sums[model, split].summary(),
             }
             for split in SPLITS
         }
         for model in MODELS
     }
-    sizes = (len(scores["finetuned", "train"]), len(scores["finetuned", "test"]))
-    gains = sums["base", "train"].mean_nll(True) - sums["finetuned", "train"].mean_nll(True)
+    sensitive_stats = sensitive.with_intervals(sizes, resamples, seed)
+    plain_stats = plain.with_intervals(sizes, resamples, seed)
     return {
         **tables,
-        "sensitive_gap": _gap(sums, True),
-        "sensitive_gap_ci95": bootstrap_interval(
-            lambda tr, te: _gap(sums, True, tr, te), sizes, resamples=resamples, seed=seed
-        ),
-        "nonsensitive_gap": _gap(sums, False),
-        "nonsensitive_gap_ci95": bootstrap_interval(
-            lambda tr, te: _gap(sums, False, tr, te), sizes, resamples=resamples, seed=seed
-        ),
-        "sensitive_gain": gains,
-        "by_kind": _by_kind(scores),
+        "sensitive_gap": sensitive_stats["gap"],
+        "sensitive_gap_ci95": sensitive_stats["gap_ci95"],
+        "nonsensitive_gap": plain_stats["gap"],
+        "nonsensitive_gap_ci95": plain_stats["gap_ci95"],
+        "sensitive_gain": sensitive_stats["train_gain"],
+        "sensitive_gain_ci95": sensitive_stats["train_gain_ci95"],
+        "by_kind": _by_kind(scores, sizes, resamples, seed),
     }
 
 
-def _by_kind(scores: dict[tuple[str, str], Sequence[TokenScores]]) -> dict[str, dict]:
-    """NLL per PII kind for each model and split, and each kind's gap."""
-    totals: dict[tuple[str, str, str], list[float]] = {}
-    for (model, split), records in scores.items():
-        for record in records:
-            for nll, label in zip(record.nll, record.labels, strict=True):
-                if label is not None:
-                    entry = totals.setdefault((label, model, split), [0.0, 0])
-                    entry[0] += float(nll)
-                    entry[1] += 1
-    kinds = sorted({label for label, _, _ in totals})
+def _by_kind(
+    scores: dict[tuple[str, str], Sequence[TokenScores]],
+    sizes: tuple[int, int],
+    resamples: int,
+    seed: int,
+) -> dict[str, dict]:
+    """Compare the models on each PII kind: NLL per split, the gap and the gains, with intervals."""
+    kinds = sorted(
+        {label for records in scores.values() for r in records for label in r.labels if label}
+    )
     report: dict[str, dict] = {}
     for kind in kinds:
-        means = {
-            (m, s): (totals[kind, m, s][0] / totals[kind, m, s][1])
-            if (kind, m, s) in totals
-            else float("nan")
-            for m in MODELS
-            for s in SPLITS
-        }
+        table = ClassTable(scores, _is_kind(kind))
         report[kind] = {
-            **{f"{m}_{s}_nll_nats": means[m, s] for m in MODELS for s in SPLITS},
-            "gap": (means["finetuned", "test"] - means["finetuned", "train"])
-            - (means["base", "test"] - means["base", "train"]),
+            **table.with_intervals(sizes, resamples, seed),
+            "tokens": {s: int(table.sums["finetuned", s].count.sum()) for s in SPLITS},
         }
     return report
