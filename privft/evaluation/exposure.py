@@ -5,11 +5,25 @@ candidates of the secret space R ordered by the model's log-perplexity of the se
 template prefix (rank 1 = most likely). Log-perplexity here is the secret's own tokens' NLL sum;
 the prefix is shared by all candidates and the suffix is left out.
 
-Exact ranks enumerate R. When every character of the alphabet is a single token, R is a prefix
-tree: privft runs the shared template once, caches its keys and values, scores all
-|A|^(L-2) paths of depth L-2 as batched continuations of that cache, then expands each of those
-caches |A| times for the last-but-one character. A 6-digit space then costs about 1.1e5 single
-token steps instead of 6e6. Otherwise ranks are estimated from sampled candidates.
+The secret is scored after the tokenizer's start token and the prefix, the context the canary
+had in training (``encode_records`` puts the start token before every record).
+
+Three methods:
+
+- ``exact`` enumerates R. When every character of the alphabet is a single token, R is a prefix
+  tree: privft runs the shared template once, caches its keys and values, scores all
+  |A|^(L-2) paths of depth L-2 as batched continuations of that cache, then expands each of
+  those caches |A| times for the last-but-one character. A 6-digit space then costs about 1.1e5
+  single-token steps instead of 6e6.
+- ``sampled`` interpolates: rank = 1 + (|R| - 1) x the share of random candidates that are more
+  likely than the secret. It cannot resolve ranks below about |R| / samples, so its exposure
+  saturates near log2(samples).
+- ``skewnorm`` extrapolates, following the approximation section of Carlini et al.: it fits a
+  skew-normal distribution (scipy.stats.skewnorm) to the random candidates' log-perplexities
+  and takes rank = |R| x CDF(secret's log-perplexity), clipped to [1, |R|]. It resolves
+  exposures beyond log2(samples), as far as the fitted tail matches the real one.
+
+``auto`` is exact where the tokenizer allows it and sampled elsewhere.
 """
 
 from __future__ import annotations
@@ -20,10 +34,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.stats import skewnorm
 from transformers import DynamicCache
 from transformers import PreTrainedTokenizerBase as Tokenizer
 
-from privft.data.records import Canary
+from privft.data.encoding import start_token_id
+from privft.data.labels import token_labels
+from privft.data.records import Canary, Span
 
 # Continuations scored per forward pass in the last stage of the enumeration.
 MAX_BATCH = 4096
@@ -39,6 +56,8 @@ class ExposureResult:
     space_size: int
     exposure: float
     method: str
+    log_perplexity: float | None = None  # nats, the secret's NLL sum given the prefix
+    samples: int | None = None  # random candidates behind a sampled or skewnorm estimate
 
     def to_json(self) -> dict:
         return {
@@ -48,6 +67,8 @@ class ExposureResult:
             "space_size": self.space_size,
             "exposure": self.exposure,
             "method": self.method,
+            "log_perplexity": self.log_perplexity,
+            "samples": self.samples,
         }
 
 
@@ -189,37 +210,52 @@ def sampled_log_perplexity(
     prefix: str,
     secrets: Sequence[str],
     *,
-    batch_size: int = 64,
+    batch_size: int = 128,
 ) -> np.ndarray:
-    """Log-perplexity (nats) of each secret after ``prefix``, by teacher forcing full texts."""
+    """Log-perplexity (nats) of each secret after the start token and ``prefix``.
+
+    Teacher-forces each full text. The secret's tokens are found through the offset mapping,
+    so a token that joins the prefix's last characters to the secret's first ones counts too.
+    """
     model.eval()
     device = next(model.parameters()).device
-    prefix_len = len(tokenizer.encode(prefix, add_special_tokens=False))
+    start_id = start_token_id(tokenizer)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else start_id
+    texts = [prefix + secret for secret in secrets]
+    encodings = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
     values = []
-    for start in range(0, len(secrets), batch_size):
-        texts = [prefix + s for s in secrets[start : start + batch_size]]
-        encoded = [tokenizer.encode(t, add_special_tokens=False) for t in texts]
+    for start in range(0, len(texts), batch_size):
+        rows = range(start, min(start + batch_size, len(texts)))
+        encoded = [[start_id, *encodings["input_ids"][i]] for i in rows]
+        # in_secret[j] marks token j of the row (after the start token) as part of the secret.
+        in_secret = [
+            [False]
+            + [
+                label is not None
+                for label in token_labels(
+                    encodings["offset_mapping"][i],
+                    [Span(len(prefix), len(texts[i]), "SECRET")],
+                    text=texts[i],
+                )
+            ]
+            for i in rows
+        ]
         width = max(len(e) for e in encoded)
-        ids = torch.full((len(encoded), width), tokenizer.pad_token_id, dtype=torch.long)
+        ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
         mask = torch.zeros_like(ids)
-        for row, e in enumerate(encoded):
+        target = torch.zeros((len(encoded), width - 1), dtype=torch.bool)
+        for row, (e, marks) in enumerate(zip(encoded, in_secret, strict=True)):
             ids[row, : len(e)] = torch.tensor(e)
             mask[row, : len(e)] = 1
+            target[row, : len(e) - 1] = torch.tensor(marks[1:])
         positions = torch.arange(width).repeat(len(encoded), 1)
-        logits = (
-            model(
-                input_ids=ids.to(device),
-                attention_mask=mask.to(device),
-                position_ids=positions.to(device),
-            )
-            .logits.float()
-            .cpu()
-        )
-        logp = torch.log_softmax(logits[:, :-1], -1).gather(2, ids[:, 1:, None]).squeeze(-1)
-        # Target positions of the secret: tokens prefix_len .. len-1 (scored by logits one left).
-        target = torch.zeros_like(logp, dtype=torch.bool)
-        for row, e in enumerate(encoded):
-            target[row, prefix_len - 1 : len(e) - 1] = True
+        logits = model(
+            input_ids=ids.to(device),
+            attention_mask=mask.to(device),
+            position_ids=positions.to(device),
+        ).logits.float()
+        logp = torch.log_softmax(logits[:, :-1], -1).gather(2, ids[:, 1:, None].to(device))
+        logp = logp.squeeze(-1).cpu()
         values.extend((-(logp * target).sum(1)).double().tolist())
     return np.array(values)
 
@@ -230,43 +266,74 @@ def _random_secrets(alphabet: str, length: int, count: int, seed: int) -> list[s
     return ["".join(alphabet[i] for i in row) for row in picks]
 
 
-def _group_exposures(
-    model, tokenizer, group: list[Canary], *, method: str, samples: int, seed: int, progress=None
+def skewnorm_rank(candidate_scores: np.ndarray, value: float, space_size: int) -> float:
+    """Estimate the rank of ``value`` among ``space_size`` candidates from a skew-normal fit.
+
+    rank = |R| x CDF(value), clipped to [1, |R|], so a lower log-perplexity gives a better rank.
+    """
+    shape, location, scale = skewnorm.fit(candidate_scores)
+    share = float(np.exp(skewnorm.logcdf(value, shape, location, scale)))
+    return min(float(space_size), max(1.0, share * space_size))
+
+
+def interpolated_rank(candidate_scores: np.ndarray, value: float, space_size: int) -> float:
+    """Estimate the rank of ``value`` as 1 + (|R| - 1) x the share of more likely candidates.
+
+    Tied candidates count half.
+    """
+    share = float((candidate_scores < value).mean() + 0.5 * (candidate_scores == value).mean())
+    return max(1.0, 1.0 + share * (space_size - 1))
+
+
+def _exact_exposures(
+    model, tokenizer, group: list[Canary], char_ids: list[int], progress=None
+) -> list[ExposureResult]:
+    alphabet, length = group[0].alphabet, len(group[0].secret)
+    inserted = [secret_index(c.secret, alphabet) for c in group if c.repetitions > 0]
+    prefix_ids = [
+        start_token_id(tokenizer),
+        *tokenizer.encode(group[0].prefix, add_special_tokens=False),
+    ]
+    scores = enumerate_log_perplexity(model, prefix_ids, char_ids, length, progress=progress)
+    results = []
+    for canary in group:
+        target = secret_index(canary.secret, alphabet)
+        rank, size = rank_of(scores, target, [i for i in inserted if i != target])
+        results.append(
+            ExposureResult(
+                canary.id,
+                canary.repetitions,
+                rank,
+                size,
+                exposure_from_rank(rank, size),
+                "exact",
+                log_perplexity=float(scores[target]),
+            )
+        )
+    return results
+
+
+def _estimated_exposures(
+    model, tokenizer, group: list[Canary], *, method: str, samples: int, seed: int
 ) -> list[ExposureResult]:
     alphabet, length = group[0].alphabet, len(group[0].secret)
     space = len(alphabet) ** length
-    inserted = [secret_index(c.secret, alphabet) for c in group if c.repetitions > 0]
-    char_ids = digit_tokens(tokenizer, group) if method != "sampled" else None
-    if method == "exact" and char_ids is None:
-        raise ValueError(
-            "exact exposure needs a tokenizer that encodes each secret character "
-            "as one token after the template; use method 'sampled' or 'auto'"
-        )
+    # Inserted secrets are left out of the candidates, as the exact ranks leave them out.
+    inserted = {c.secret for c in group if c.repetitions > 0}
+    candidates = [
+        secret
+        for secret in _random_secrets(alphabet, length, samples, seed)
+        if secret not in inserted
+    ]
+    prefix = group[0].prefix
+    candidate_scores = sampled_log_perplexity(model, tokenizer, prefix, candidates)
+    own = sampled_log_perplexity(model, tokenizer, prefix, [c.secret for c in group])
     results = []
-    if char_ids is not None:
-        prefix_ids = tokenizer.encode(group[0].prefix, add_special_tokens=False)
-        scores = enumerate_log_perplexity(model, prefix_ids, char_ids, length, progress=progress)
-        for canary in group:
-            target = secret_index(canary.secret, alphabet)
-            rank, size = rank_of(scores, target, [i for i in inserted if i != target])
-            results.append(
-                ExposureResult(
-                    canary.id,
-                    canary.repetitions,
-                    rank,
-                    size,
-                    exposure_from_rank(rank, size),
-                    "exact",
-                )
-            )
-        return results
-    # Sampled estimate: rank ~ 1 + |R| * (share of random candidates more likely than it).
-    candidates = _random_secrets(alphabet, length, samples, seed)
-    candidate_scores = sampled_log_perplexity(model, tokenizer, group[0].prefix, candidates)
-    own = sampled_log_perplexity(model, tokenizer, group[0].prefix, [c.secret for c in group])
     for canary, value in zip(group, own, strict=True):
-        share = float((candidate_scores < value).mean())
-        rank = max(1.0, 1.0 + share * (space - 1))
+        if method == "skewnorm":
+            rank = skewnorm_rank(candidate_scores, float(value), space)
+        else:
+            rank = interpolated_rank(candidate_scores, float(value), space)
         results.append(
             ExposureResult(
                 canary.id,
@@ -274,13 +341,32 @@ def _group_exposures(
                 rank,
                 space,
                 exposure_from_rank(rank, space),
-                "sampled",
+                method,
+                log_perplexity=float(value),
+                samples=len(candidates),
             )
         )
     return results
 
 
-EXPOSURE_METHODS = ("auto", "exact", "sampled")
+def _group_exposures(
+    model, tokenizer, group: list[Canary], *, method: str, samples: int, seed: int, progress=None
+) -> list[ExposureResult]:
+    char_ids = digit_tokens(tokenizer, group) if method in ("exact", "auto") else None
+    if method == "exact" and char_ids is None:
+        raise ValueError(
+            "exact exposure needs a tokenizer that encodes each secret character "
+            "as one token after the template; use method 'sampled', 'skewnorm' or 'auto'"
+        )
+    if char_ids is not None:
+        return _exact_exposures(model, tokenizer, group, char_ids, progress=progress)
+    estimate = "sampled" if method == "auto" else method
+    return _estimated_exposures(
+        model, tokenizer, group, method=estimate, samples=samples, seed=seed
+    )
+
+
+EXPOSURE_METHODS = ("auto", "exact", "sampled", "skewnorm")
 
 
 def exposure_report(
@@ -295,8 +381,10 @@ def exposure_report(
 ) -> dict:
     """Exposure of every canary, grouped by shared template, with means per repetition count.
 
-    ``method`` is ``exact`` (enumerate the space), ``sampled`` (estimate from ``samples``
-    random candidates) or ``auto`` (exact where the tokenizer allows it).
+    ``method`` is ``exact`` (enumerate the space), ``sampled`` (interpolate among ``samples``
+    random candidates), ``skewnorm`` (extrapolate from a skew-normal fit to them) or ``auto``
+    (exact where the tokenizer allows it, else sampled). Reference canaries (0 repetitions)
+    are the control: their exposure is what an unseen secret gets.
     """
     if method not in EXPOSURE_METHODS:
         raise ValueError(
@@ -313,10 +401,17 @@ def exposure_report(
     by_reps: dict[int, list[float]] = {}
     for result in results:
         by_reps.setdefault(result.repetitions, []).append(result.exposure)
+    means = {str(k): float(np.mean(v)) for k, v in sorted(by_reps.items())}
+    reference = means.get("0")
     return {
         "canaries": [r.to_json() for r in results],
-        "mean_by_repetitions": {str(k): float(np.mean(v)) for k, v in sorted(by_reps.items())},
+        "mean_by_repetitions": means,
         "max_exposure": {str(k): float(np.max(v)) for k, v in sorted(by_reps.items())},
+        "count_by_repetitions": {str(k): len(v) for k, v in sorted(by_reps.items())},
+        # Mean exposure of each inserted bucket minus that of the never-inserted references.
+        "excess_over_reference": {
+            k: v - reference for k, v in means.items() if k != "0" and reference is not None
+        },
         "methods": sorted({r.method for r in results}),
     }
 

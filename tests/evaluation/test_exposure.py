@@ -3,17 +3,21 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy.stats import skewnorm
 from transformers import AutoTokenizer
 
+from privft.data.encoding import start_token_id
 from privft.data.records import Canary
 from privft.evaluation.exposure import (
     digit_tokens,
     enumerate_log_perplexity,
     exposure_from_rank,
     exposure_report,
+    interpolated_rank,
     rank_of,
     sampled_log_perplexity,
     secret_index,
+    skewnorm_rank,
 )
 from privft.models import load_model
 
@@ -32,7 +36,7 @@ def test_enumeration_matches_teacher_forcing(model_and_tokenizer, length):
     canary = Canary("c", PREFIX, "7" * length, ".", 1)
     char_ids = digit_tokens(tokenizer, [canary])
     assert char_ids is not None
-    prefix_ids = tokenizer.encode(PREFIX, add_special_tokens=False)
+    prefix_ids = [start_token_id(tokenizer), *tokenizer.encode(PREFIX, add_special_tokens=False)]
     fast = enumerate_log_perplexity(model, prefix_ids, char_ids, length)
     secrets = [str(i).zfill(length) for i in range(10**length)]
     brute = sampled_log_perplexity(model, tokenizer, PREFIX, secrets)
@@ -120,5 +124,74 @@ def test_sampled_estimate_close_to_exact(model_and_tokenizer):
 
 def test_unknown_exposure_method_rejected(model_and_tokenizer):
     model, tokenizer = model_and_tokenizer
-    with pytest.raises(ValueError, match="valid: auto, exact, sampled"):
+    with pytest.raises(ValueError, match="valid: auto, exact, sampled, skewnorm"):
         exposure_report(model, tokenizer, [Canary("c", PREFIX, "12", ".", 1)], method="x")
+
+
+def test_skewnorm_rank_on_known_distribution():
+    sample = skewnorm.rvs(4.0, loc=20.0, scale=2.0, size=5000, random_state=1)
+    space = 10**6
+    for value in (19.5, 20.5, 22.0):
+        truth = math.log2(1 / skewnorm.cdf(value, 4.0, loc=20.0, scale=2.0))
+        estimate = exposure_from_rank(skewnorm_rank(sample, value, space), space)
+        assert abs(estimate - truth) < 0.3
+
+
+def test_skewnorm_rank_is_clipped():
+    sample = np.random.default_rng(0).normal(20.0, 1.0, 1000)
+    assert skewnorm_rank(sample, -1e3, 10**6) == 1.0
+    assert skewnorm_rank(sample, 1e3, 10**6) == 10**6
+
+
+def test_interpolated_rank_hand_case():
+    sample = np.array([1.0, 2.0, 2.0, 3.0])
+    # One candidate below 2.0 and two tied (half each): share 2/4, rank 1 + 0.5 x 99.
+    assert interpolated_rank(sample, 2.0, 100) == pytest.approx(50.5)
+
+
+@pytest.fixture(scope="module")
+def four_digit_scores(model_and_tokenizer):
+    """Exact log-perplexities of the whole 4-digit space, by enumeration."""
+    model, tokenizer = model_and_tokenizer
+    char_ids = digit_tokens(tokenizer, [Canary("c", PREFIX, "0000", ".", 1)])
+    prefix_ids = [start_token_id(tokenizer), *tokenizer.encode(PREFIX, add_special_tokens=False)]
+    return enumerate_log_perplexity(model, prefix_ids, char_ids, 4)
+
+
+@pytest.mark.parametrize(("position", "tolerance"), [(10, 1.0), (100, 0.5), (5000, 0.2)])
+def test_skewnorm_close_to_brute_force(four_digit_scores, position, tolerance):
+    scores = four_digit_scores
+    target = int(np.argsort(scores)[position])
+    exact = exposure_from_rank(*rank_of(scores, target))
+    sample = scores[np.random.default_rng(0).integers(0, len(scores), 2000)]
+    estimate = exposure_from_rank(skewnorm_rank(sample, scores[target], len(scores)), len(scores))
+    assert abs(estimate - exact) < tolerance
+
+
+def test_skewnorm_report_matches_exact(model_and_tokenizer, four_digit_scores):
+    model, tokenizer = model_and_tokenizer
+    secret = str(int(np.argsort(four_digit_scores)[100])).zfill(4)
+    canaries = [Canary("in", PREFIX, secret, ".", 4)]
+    exact = exposure_report(model, tokenizer, canaries, method="exact")["canaries"][0]
+    report = exposure_report(model, tokenizer, canaries, method="skewnorm", samples=2000)
+    estimate = report["canaries"][0]
+    assert estimate["method"] == "skewnorm"
+    assert estimate["samples"] == 2000
+    assert estimate["log_perplexity"] == pytest.approx(exact["log_perplexity"], abs=1e-4)
+    assert abs(estimate["exposure"] - exact["exposure"]) < 0.5
+
+
+def test_reference_is_control(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    canaries = [
+        Canary("in", PREFIX, "48", ".", 4),
+        Canary("in2", PREFIX, "17", ".", 4),
+        Canary("ref", PREFIX, "10", ".", 0),
+    ]
+    report = exposure_report(model, tokenizer, canaries)
+    by_id = {c["id"]: c["exposure"] for c in report["canaries"]}
+    mean_inserted = (by_id["in"] + by_id["in2"]) / 2
+    assert report["mean_by_repetitions"]["4"] == pytest.approx(mean_inserted)
+    assert report["mean_by_repetitions"]["0"] == pytest.approx(by_id["ref"])
+    assert report["excess_over_reference"]["4"] == pytest.approx(mean_inserted - by_id["ref"])
+    assert report["count_by_repetitions"] == {"0": 1, "4": 2}
