@@ -52,7 +52,7 @@ def evaluate(
                 exposure_samples=exposure_samples,
                 show_progress=progress,
             )
-        except (ValueError, FileNotFoundError, RuntimeError) as err:
+        except (ValueError, OSError, RuntimeError) as err:
             fail(err)
         _print_measures(run_dir.name, results["measures"])
 

@@ -30,7 +30,8 @@ class GradSampleMode(str, Enum):
     ghost = "ghost"
 
 
-EXPECTED_ERRORS = (ValueError, FileNotFoundError, RuntimeError)
+# OSError includes a missing file and a full disk.
+EXPECTED_ERRORS = (ValueError, OSError, RuntimeError)
 
 
 def train(
