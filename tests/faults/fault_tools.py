@@ -73,7 +73,7 @@ def latest_step(run_dir: Path) -> int | None:
 def assert_files_complete(run_dir: Path) -> None:
     """Check that every file a run wrote under its final name is whole and parses.
 
-    Hidden ``.NAME.*.tmp`` files are a killed write's leftovers and are skipped; so is a
+    Hidden ``.NAME.*.tmp`` files are a killed write's leftovers and are skipped. So is a
     ``step-*`` folder that ``latest.json`` does not name, because it may be mid-write or
     mid-removal and is never read.
     """
