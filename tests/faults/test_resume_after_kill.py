@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from privft.cli import app
 
 # (recipe, batch size, epochs, step to kill at or after): about 26 full steps and 10 DP steps on
-# the 26 tiny records. Under DP the expected batch of 8 keeps empty Poisson batches unlikely.
+# the 26 tiny records.
 CASES = [("full", 2, 2, 4), ("dp_sgd", 8, 3, 3)]
 
 
