@@ -115,20 +115,18 @@ def token_ranges(
     return ranges
 
 
-def token_labels(
+def placed_ranges(
     offsets: Sequence[Offset],
-    spans: Sequence[Span],
     *,
     text: str | None = None,
-    record_id: str | None = None,
     tokens: Sequence[str] | None = None,
-) -> list[str | None]:
-    """Label each token with the kind of the span it overlaps, or None when it overlaps none.
+    record_id: str | None = None,
+) -> list[tuple[int, int]]:
+    """Compute every token's character range: markers dropped, zero-width ones placed.
 
-    With ``text`` given, offsets are checked against it: ``TokenAlignmentError`` is raised when
-    no token has a proper range in a text with visible characters, or when a span with visible
-    characters overlaps no token. ``record_id`` names the record in those messages.
-    ``tokens`` (the token strings) lets inserted SentencePiece markers be recognised.
+    With ``text`` given, ``TokenAlignmentError`` is raised when no token has a proper range in
+    a text with visible characters. ``tokens`` (the token strings) lets inserted SentencePiece
+    markers be recognised, and ``record_id`` names the record in error messages.
     """
     where = f"record {record_id}: " if record_id is not None else ""
     if text is not None and tokens is not None:
@@ -145,16 +143,41 @@ def token_labels(
                 "maps tokens to characters"
             )
     try:
-        ranges = token_ranges(offsets, text_length=text_length)
+        return token_ranges(offsets, text_length=text_length)
     except TokenAlignmentError as err:
         raise TokenAlignmentError(f"{where}{err}") from None
+
+
+def span_tokens(ranges: Sequence[tuple[int, int]], span: Span) -> tuple[int, int] | None:
+    """Return the first and last index of the tokens overlapping ``span``, or None."""
+    hits = [i for i, (start, end) in enumerate(ranges) if overlapping_label(start, end, [span])]
+    return (hits[0], hits[-1]) if hits else None
+
+
+def token_labels(
+    offsets: Sequence[Offset],
+    spans: Sequence[Span],
+    *,
+    text: str | None = None,
+    record_id: str | None = None,
+    tokens: Sequence[str] | None = None,
+) -> list[str | None]:
+    """Label each token with the kind of the span it overlaps, or None when it overlaps none.
+
+    With ``text`` given, offsets are checked against it (see ``placed_ranges``), and
+    ``TokenAlignmentError`` is also raised when a span with visible characters overlaps no
+    token. ``record_id`` names the record in those messages, and ``tokens`` (the token
+    strings) lets inserted SentencePiece markers be recognised.
+    """
+    ranges = placed_ranges(offsets, text=text, tokens=tokens, record_id=record_id)
     labels = [overlapping_label(start, end, spans) for start, end in ranges]
     if text is not None:
+        where = f"record {record_id}: " if record_id is not None else ""
         for span in spans:
             covered = any(start < span.end and span.start < end for start, end in ranges)
             if not covered and text[span.start : span.end].strip():
                 raise TokenAlignmentError(
-                    f"{where}span [{span.start}, {span.end}) ({span.label}) overlaps no token; the "
-                    "tokenizer's offsets skip those characters"
+                    f"{where}span [{span.start}, {span.end}) ({span.label}) overlaps no "
+                    "token; the tokenizer's offsets skip those characters"
                 )
     return labels
