@@ -4,6 +4,10 @@ privft assembles opacus's parts itself instead of calling ``PrivacyEngine.make_p
 derives the sample rate as 1 / len(data_loader) and so drifts from batch_size / N whenever N is
 not a multiple of the batch size. Here the sampler, the optimizer's expected batch size and the
 accountant all receive the one sample rate of the ``PrivacyPlan``.
+
+With several processes each rank clips its own share of the logical batch; the clipped sums are
+added across ranks and the Gaussian noise is drawn once for the whole job, on rank 0, so the
+released update and the accountant's view are those of one process running the whole batch.
 """
 
 from __future__ import annotations
@@ -13,10 +17,16 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 from opacus import GradSampleModule
 from opacus.accountants import IAccountant
 from opacus.grad_sample import GradSampleModuleFastGradientClipping
-from opacus.optimizers import DPOptimizer, DPOptimizerFastGradientClipping
+from opacus.optimizers import (
+    DistributedDPOptimizer,
+    DistributedDPOptimizerFastGradientClipping,
+    DPOptimizer,
+    DPOptimizerFastGradientClipping,
+)
 from opacus.validators import ModuleValidator
 
 from privft.privacy.accounting import PrivacyPlan, accountant_epsilon, make_accountant
@@ -183,6 +193,55 @@ def choose_grad_sample_mode(requested: str, model: torch.nn.Module) -> str:
     return requested
 
 
+class _SumAcrossRanks:
+    """Replace opacus's cross-rank mean with a sum, for its distributed DP optimizers.
+
+    opacus's distributed optimizers add the noise on rank 0 only and then average the ranks'
+    gradients, which fits an expected batch size given per rank. privft passes the expected
+    batch of the whole job (q * N) instead, so the ranks' gradients must be added, not averaged.
+    """
+
+    params: list[torch.nn.Parameter]
+
+    def reduce_gradients(self) -> None:
+        groups: dict[tuple[torch.dtype, torch.device], list[torch.Tensor]] = {}
+        for param in self.params:
+            if param.requires_grad and param.grad is not None:
+                groups.setdefault((param.grad.dtype, param.grad.device), []).append(param.grad)
+        for grads in groups.values():
+            flat = torch.cat([grad.reshape(-1) for grad in grads])
+            # Sum over ranks of (clipped sum, plus the one noise draw on rank 0) / (q * N).
+            dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+            for grad, summed in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
+                grad.copy_(summed.view_as(grad))
+
+
+class JobDPOptimizer(_SumAcrossRanks, DistributedDPOptimizer):
+    """DP-SGD step of a multi-process job: noise once on rank 0, sum across ranks."""
+
+
+class JobDPOptimizerFastGradientClipping(
+    _SumAcrossRanks, DistributedDPOptimizerFastGradientClipping
+):
+    """Ghost-clipping counterpart of ``JobDPOptimizer``."""
+
+
+def _optimizer_class(mode: str, distributed: bool) -> type[DPOptimizer]:
+    if mode == "ghost":
+        return (
+            JobDPOptimizerFastGradientClipping if distributed else DPOptimizerFastGradientClipping
+        )
+    return JobDPOptimizer if distributed else DPOptimizer
+
+
+def _broadcast_trainable(model: torch.nn.Module) -> None:
+    """Start every rank from rank 0's trainable weights."""
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.requires_grad:
+                dist.broadcast(param.data, src=0)
+
+
 def make_private_training(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -190,8 +249,14 @@ def make_private_training(
     plan: PrivacyPlan,
     grad_sample_mode: str,
     seed: int,
+    distributed: bool = False,
 ) -> PrivateTraining:
-    """Wrap ``model`` for per-sample gradients and ``optimizer`` for clipping, noise, accounting."""
+    """Wrap ``model`` for per-sample gradients and ``optimizer`` for clipping, noise, accounting.
+
+    ``distributed=True`` needs an initialised process group: every rank then passes the same
+    ``plan``, runs the same logical steps on its own share of each Poisson draw, and gets the same
+    update and the same accountant history.
+    """
     # opacus refuses modules in eval mode, and from_pretrained returns eval mode.
     model.train()
     _check_supported(model)
@@ -207,7 +272,6 @@ def make_private_training(
             max_grad_norm=plan.max_grad_norm,
             use_ghost_clipping=True,
         )
-        optimizer_class = DPOptimizerFastGradientClipping
     else:
         module = GradSampleModule(
             model,
@@ -216,18 +280,24 @@ def make_private_training(
             strict=True,
             force_functorch=mode == "functorch",
         )
-        optimizer_class = DPOptimizer
-    dp_optimizer = optimizer_class(
+    if distributed:
+        # Identical starting weights on every rank keep the ranks' updates identical.
+        _broadcast_trainable(model)
+    device = next((p.device for p in model.parameters() if p.requires_grad), torch.device("cpu"))
+    dp_optimizer = _optimizer_class(mode, distributed)(
         optimizer,
         noise_multiplier=plan.noise_multiplier,
         max_grad_norm=plan.max_grad_norm,
-        # The update divides by q * N, never by the realised Poisson batch size.
+        # The update divides by q * N, never by the realised Poisson batch size; with several
+        # ranks q * N is the whole job's expected batch, as the ranks' sums are added.
         expected_batch_size=plan.expected_batch_size,
         loss_reduction="mean",
-        generator=torch.Generator(),
+        # On the parameters' device: torch draws CUDA noise only from a CUDA generator.
+        generator=torch.Generator(device=device),
     )
     accountant = make_accountant(plan.accountant)
-    # One accountant step per noised logical step, at the plan's sample rate.
+    # One accountant step per noised logical step, at the plan's sample rate. Every rank keeps
+    # its own copy of the same history, since each steps once per logical step at that rate.
     dp_optimizer.attach_step_hook(accountant.get_optimizer_hook_fn(sample_rate=plan.sample_rate))
     logger.info("DP-SGD with %s per-sample gradients", mode)
     return PrivateTraining(module, dp_optimizer, accountant, plan, seed, mode)

@@ -1,4 +1,4 @@
-"""Poisson sampling of logical batches, reproducible step by step."""
+"""Poisson sampling of logical batches, reproducible step by step, and their split over ranks."""
 
 from __future__ import annotations
 
@@ -49,3 +49,17 @@ class ShuffledBatchSampler:
         generator = torch.Generator().manual_seed(step_seed(self.seed, epoch, "shuffle"))
         order = torch.randperm(self.num_records, generator=generator)
         return order[position * self.batch_size : (position + 1) * self.batch_size].tolist()
+
+
+def rank_share(indices: list[int], *, rank: int, world_size: int) -> list[int]:
+    """The records of one logical batch that rank ``rank`` of ``world_size`` processes.
+
+    Every rank evaluates the same seeded draw of the step and keeps every ``world_size``-th
+    record of it, starting at its rank. The shares are disjoint, their union is the draw itself
+    (for a Poisson draw: a Poisson sample of the whole dataset at the one rate q), and their
+    sizes differ by at most one record. A run therefore trains on the same logical batches
+    whatever its number of processes, and can resume with a different one.
+    """
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} is outside a world of {world_size} processes")
+    return indices[rank::world_size]

@@ -4,6 +4,11 @@ Recipes differ in what they make trainable (all weights or LoRA adapters) and in
 are privatized (not at all, or DP-SGD through opacus). Everything else is this loop: logical
 batches from a seeded sampler, memory-bounded physical chunks, one optimizer step per logical
 batch, a JSONL log, resumable checkpoints, and the final checkpoint and run info.
+
+With several processes (``accelerate launch``, see privft.distributed) every rank draws the same
+logical batch and trains on its own share of it, and the ranks' gradients are combined once per
+logical batch, so the update is the one a single process would make on the whole batch. Only rank
+0 writes files.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import json
 import logging
 import math
 import shutil
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,10 +27,11 @@ from accelerate import Accelerator
 from privft.config import TrainConfig, save_config
 from privft.data import load_dataset_dir
 from privft.data.encoding import CausalLMCollator, EncodedRecord, encode_records, per_sample_loss
+from privft.distributed import Job, mark_failed, parameter_digest, start_job
 from privft.models import count_parameters, load_model, load_tokenizer
 from privft.privacy import PoissonBatchSampler, PrivateTraining, make_private_training, plan_privacy
 from privft.privacy.ledger import write_privacy_ledger
-from privft.privacy.sampling import ShuffledBatchSampler, step_seed
+from privft.privacy.sampling import ShuffledBatchSampler, rank_share, step_seed
 from privft.progress import ProgressBar
 from privft.recipes.checkpoint import (
     TrainerState,
@@ -57,12 +64,16 @@ class Trainer:
         self.show_progress = show_progress
         self.run_dir = Path(config.out)
         self.private: PrivateTraining | None = None
+        self.job: Job | None = None
+        self.rank_records = 0
 
     # 1. Setup -------------------------------------------------------------------------------
     def _setup(self) -> None:
         config = self.config
         torch.manual_seed(config.seed)
-        self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
+        if self.job is None:
+            self.job = start_job()
+        self.accelerator: Accelerator = self.job.accelerator
         self.device = self.accelerator.device
 
         dataset = load_dataset_dir(Path(config.data))
@@ -92,10 +103,13 @@ class Trainer:
                 plan=self.plan,
                 grad_sample_mode=config.dp.grad_sample_mode,
                 seed=config.seed,
+                # Several ranks: clipped sums added across ranks, noise once per logical step.
+                distributed=self.job.distributed,
             )
             self.forward_module = self.private.module
             self.optimizer = self.private.optimizer
         else:
+            # With several processes this wraps the model in DistributedDataParallel.
             self.forward_module, self.optimizer = self.accelerator.prepare(
                 self.model, raw_optimizer
             )
@@ -125,49 +139,93 @@ class Trainer:
 
     # 2. One logical step ----------------------------------------------------------------------
     def _train_step(self, step: int) -> StepOutput:
-        indices = self.sampler.indices(step)
+        # Every rank draws the whole logical batch (the same seeded draw) and keeps its share;
+        # under DP the shares' union is the Poisson sample at rate q of a one-process run.
+        drawn = self.sampler.indices(step)
+        job = self.job
+        indices = rank_share(drawn, rank=job.rank, world_size=job.world_size)
         cap = self.config.physical_batch_size
         chunks = [indices[i : i + cap] for i in range(0, len(indices), cap)]
+        fillers = self._filler_chunks(len(drawn), len(chunks))
         torch.manual_seed(step_seed(self.config.seed, step, "dropout"))
         if self.private is not None:
             self.private.begin_step(step)
         lr = self.scheduler.get_last_lr()[0]
+        self.rank_records += len(indices)
 
         loss_sum, tokens = 0.0, 0
         for number, chunk in enumerate(chunks):
-            batch = self.collate([self.records[i] for i in chunk])
-            batch = {k: v.to(self.device) for k, v in batch.items()}
-            labels = batch.pop("labels")
-            logits = self.forward_module(**batch).logits
-            losses = per_sample_loss(logits, labels)
-            loss_sum += float(losses.detach().sum())
-            tokens += int(batch["attention_mask"].sum())
-            if self.private is not None:
-                # Per-sample gradients (or norms) of each sample's own mean loss.
-                self.private.backward(losses)
-                self.monitor.sample()
-                # Only the last chunk of a logical batch adds noise and steps the accountant.
-                self.optimizer.signal_skip_step(do_skip=number < len(chunks) - 1)
-                self.optimizer.step()
-                self.optimizer.zero_grad(set_to_none=True)
-            else:
-                self.accelerator.backward(losses.sum() / len(indices))
-                self.monitor.sample()
+            last = number == len(chunks) + fillers - 1
+            with self._gradient_sync(last):
+                losses, chunk_tokens = self._forward(chunk)
+                loss_sum += float(losses.detach().sum())
+                tokens += chunk_tokens
+                if self.private is not None:
+                    # Per-sample gradients (or norms) of each sample's own mean loss.
+                    self.private.backward(losses)
+                    self.monitor.sample()
+                    # Only the last chunk of a logical batch adds noise and steps the accountant.
+                    self.optimizer.signal_skip_step(do_skip=number < len(chunks) - 1)
+                    self.optimizer.step()
+                    self.optimizer.zero_grad(set_to_none=True)
+                else:
+                    # DistributedDataParallel averages over ranks; times world_size, the result
+                    # is the gradient of the mean loss of the whole logical batch.
+                    self.accelerator.backward(losses.sum() * job.world_size / len(drawn))
+                    self.monitor.sample()
+        for number in range(fillers):
+            with self._gradient_sync(number == fillers - 1):
+                losses, _ = self._forward(drawn[:1])
+                # Weight zero: the filler adds nothing to the gradients or the loss.
+                self.accelerator.backward(losses.sum() * 0.0)
         if self.private is not None and not chunks:
-            # An empty Poisson draw is still a step: noise only, and the accountant counts it.
+            # An empty Poisson draw, or an empty share of it on this rank, still takes the step:
+            # this rank adds nothing to the clipped sum, the noise is still drawn once (rank 0)
+            # and the accountant counts the step.
             self.private.empty_step()
         if self.private is None:
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
-        mean_loss = loss_sum / len(indices) if indices else math.nan
-        return StepOutput(mean_loss, len(indices), tokens, lr)
+        if job.distributed:
+            loss_sum, summed_tokens = job.sum([loss_sum, tokens])
+            tokens = int(summed_tokens)
+        mean_loss = loss_sum / len(drawn) if drawn else math.nan
+        return StepOutput(mean_loss, len(drawn), tokens, lr)
+
+    def _forward(self, chunk: list[int]) -> tuple[torch.Tensor, int]:
+        """Per-sample losses of one physical chunk, and its number of tokens."""
+        batch = self.collate([self.records[i] for i in chunk])
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        labels = batch.pop("labels")
+        logits = self.forward_module(**batch).logits
+        return per_sample_loss(logits, labels), int(batch["attention_mask"].sum())
+
+    def _filler_chunks(self, drawn: int, chunks: int) -> int:
+        """Chunks of weight zero this rank adds so that every rank runs as many chunks.
+
+        DistributedDataParallel communicates in every forward and synchronized backward, so the
+        ranks of a non-private run must run the same number of chunks; rank 0 holds the largest
+        share. The DP recipes communicate once per logical step and need none.
+        """
+        if self.private is not None or not self.job.distributed:
+            return 0
+        largest_share = -(-drawn // self.job.world_size)
+        return -(-largest_share // self.config.physical_batch_size) - chunks
+
+    def _gradient_sync(self, last: bool):
+        """Skip DistributedDataParallel's gradient averaging on all but the last chunk."""
+        if last or self.private is not None:
+            return nullcontext()
+        return self.accelerator.no_sync(self.forward_module)
 
     # 3. Logging and checkpoints ---------------------------------------------------------------
     def _epsilon(self) -> float | None:
         return self.private.epsilon() if self.private is not None else None
 
     def _log(self, step: int, out: StepOutput, tokens_per_s: float) -> None:
+        if not self.job.is_main:
+            return
         row = {
             "step": step,
             "loss": None if math.isnan(out.loss) else round(out.loss, 6),
@@ -189,6 +247,8 @@ class Trainer:
         )
 
     def _checkpoint(self, step: int) -> None:
+        if not self.job.is_main:
+            return
         save_training_state(
             self.run_dir,
             model=self.model,
@@ -198,10 +258,12 @@ class Trainer:
         )
 
     def _resume(self) -> int:
-        saved = load_training_state(self.run_dir)
+        # Rank 0 picks the checkpoint and every rank loads that one.
+        saved = self.job.on_main(lambda: load_training_state(self.run_dir))
         self.tokens_seen, self.previous_elapsed, self.previous_peak_mb = 0, 0.0, 0.0
         if saved is None:
-            (self.run_dir / "train_log.jsonl").unlink(missing_ok=True)
+            if self.job.is_main:
+                (self.run_dir / "train_log.jsonl").unlink(missing_ok=True)
             return 0
         state, folder = saved
         restore_training_state(
@@ -212,20 +274,26 @@ class Trainer:
         self.tokens_seen = state.tokens_seen
         self.previous_elapsed = state.elapsed_s
         self.previous_peak_mb = state.peak_memory_mb
-        _truncate_log(self.run_dir / "train_log.jsonl", state.step)
+        if self.job.is_main:
+            _truncate_log(self.run_dir / "train_log.jsonl", state.step)
         logger.info("resuming %s at step %d of %d", self.run_dir, state.step, self.total_steps)
         return state.step
 
     # 4. The loop ------------------------------------------------------------------------------
     def fit(self) -> RunInfo:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        info = read_run_info(self.run_dir)
+        # Fails on every rank when the launcher started another number of processes than asked.
+        self.job = job = start_job()
+        if job.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        # Every rank follows rank 0's reading of the run folder.
+        info = job.on_main(lambda: read_run_info(self.run_dir))
         if info is not None and info.status == "completed":
             logger.info("%s already completed; nothing to train", self.run_dir)
             return info
-        save_config(self.config, self.run_dir / "config.yaml")
         info = RunInfo.started(self.config)
-        write_run_info(self.run_dir, info)
+        if job.is_main:
+            save_config(self.config, self.run_dir / "config.yaml")
+            write_run_info(self.run_dir, info)
         try:
             self._setup()
             self.monitor = ResourceMonitor(self.device)
@@ -233,15 +301,18 @@ class Trainer:
             self._loop(start)
             self._finish(info)
         except BaseException as err:
+            mark_failed()
             info.status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
             info.error = f"{type(err).__name__}: {err}"
-            write_run_info(self.run_dir, info)
+            if job.is_main:
+                write_run_info(self.run_dir, info)
             raise
         return info
 
     def _loop(self, start: int) -> None:
         description = f"train {self.config.recipe}"
-        with ProgressBar(description, self.total_steps, enabled=self.show_progress) as bar:
+        shown = self.show_progress and self.job.is_main
+        with ProgressBar(description, self.total_steps, enabled=shown) as bar:
             bar.update(start)
             window_tokens, window_start = 0, self.monitor.elapsed_s
             for step in range(start, self.total_steps):
@@ -261,14 +332,24 @@ class Trainer:
                 bar.update(1, **fields)
 
     def _finish(self, info: RunInfo) -> None:
-        self._save_final_model()
+        job = self.job
+        ranks = self._check_ranks_agree() if job.distributed else None
         state = self._state(self.total_steps)
+        # The largest peak of any rank: each holds a whole model.
+        peak_memory_mb = job.max(state.peak_memory_mb)
+        if not job.is_main:
+            # Leave with rank 0's finished run info, once rank 0 has written everything.
+            vars(info).update(vars(job.broadcast(None)))
+            return
+        self._save_final_model()
         if self.private is not None:
             write_privacy_ledger(self.run_dir, self.private, approximate=False)
+        if ranks is not None:
+            info.environment["distributed"] = {**job.describe(), "ranks": ranks}
         info.complete(
             steps=self.total_steps,
             train_time_s=state.elapsed_s,
-            peak_memory_mb=state.peak_memory_mb,
+            peak_memory_mb=peak_memory_mb,
             memory_method=self.monitor.method,
             tokens_seen=state.tokens_seen,
             trainable_params=self.trainable,
@@ -276,9 +357,32 @@ class Trainer:
             num_train_records=len(self.records),
             epsilon=self._epsilon(),
             device=str(self.device),
+            world_size=job.world_size,
         )
         write_run_info(self.run_dir, info)
         shutil.rmtree(self.run_dir / "state", ignore_errors=True)
+        job.broadcast(info)
+
+    def _check_ranks_agree(self) -> list[dict]:
+        """Gather each rank's parameter digest, epsilon and record count; raise if they differ."""
+        mine = {
+            "rank": self.job.rank,
+            "parameter_sha256": parameter_digest(self.model),
+            "epsilon": self._epsilon(),
+            "records": self.rank_records,
+        }
+        ranks = self.job.gather(mine)
+        if len({r["parameter_sha256"] for r in ranks}) != 1:
+            raise RuntimeError(
+                "the ranks ended with different trainable parameters; the gradients were not "
+                "combined the same way on every rank. Report this with the launch command"
+            )
+        if len({r["epsilon"] for r in ranks}) != 1:
+            raise RuntimeError(
+                f"the ranks' accountants disagree (epsilons {[r['epsilon'] for r in ranks]}); "
+                "every rank must step its accountant once per logical step at the same rate"
+            )
+        return ranks
 
     def _save_final_model(self) -> None:
         save_final_model(self.run_dir, self.model, self.tokenizer)
