@@ -10,7 +10,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers import PreTrainedTokenizerBase as Tokenizer
 
-from privft.config import BUILTIN_MODEL
+from privft.config import BUILTIN_MODEL, ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +147,30 @@ def _load_hint(path: str, what: str) -> str:
         f"could not load the {what} {path!r}: no such folder, and hub ids need network "
         "access and safetensors weights; pass a local folder, or `builtin` for the shipped model"
     )
+
+
+def position_limit(model: torch.nn.Module) -> int | None:
+    """Return how many positions the model embeds, or None if its config does not say."""
+    config = getattr(model, "config", None)
+    for name in ("max_position_embeddings", "n_positions"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def check_max_length(model: torch.nn.Module, max_length: int) -> None:
+    """Raise ConfigError if records of ``max_length`` tokens do not fit the model's positions.
+
+    Models with learned position embeddings (GPT-2) fail with an index error past the limit,
+    and rotary ones (GPT-NeoX, Llama) run on positions they were never trained on.
+    """
+    limit = position_limit(model)
+    if limit is not None and max_length > limit:
+        raise ConfigError(
+            f"max_length {max_length} exceeds the model's {limit} positions; "
+            f"set max_length (--max-length) to {limit} or less"
+        )
 
 
 def count_parameters(model: torch.nn.Module) -> tuple[int, int]:

@@ -16,7 +16,7 @@ from privft.config import (
     LoRASettings,
     TrainConfig,
 )
-from privft.models import load_model
+from privft.models import check_max_length, load_model
 from privft.privacy.accounting import default_delta, plan_privacy
 from privft.recipes import get_recipe
 from privft.recipes.adapters import add_lora, lora_targets
@@ -201,3 +201,22 @@ def test_cli_preset_unknown_recipe(tmp_path):
     code, output = cli_error("train", "--config", preset, "--data", tmp_path, "--out", tmp_path)
     assert code == 1
     assert "recipe 'dp_full' is unknown; valid: full, lora, dp_sgd, dp_lora" in output
+
+
+def test_max_length_beyond_positions(tiny_model_dir):
+    model = load_model(str(tiny_model_dir("gpt2")))
+    with pytest.raises(ConfigError, match=r"max_length 300 exceeds the model's 256 positions"):
+        check_max_length(model, 300)
+
+
+def test_max_length_at_positions_accepted(neox_model):
+    check_max_length(neox_model, 256)
+
+
+def test_cli_max_length_beyond_positions(tmp_path, tiny_data_dir, tiny_model_dir):
+    code, output = cli_error(
+        "train", "--recipe", "full", "--data", tiny_data_dir, "--out", tmp_path / "run",
+        "--model", tiny_model_dir("gpt2"), "--max-length", 300, "--no-progress",
+    )  # fmt: skip
+    assert code == 1
+    assert "set max_length (--max-length) to 256 or less" in output

@@ -28,7 +28,7 @@ from privft.config import TrainConfig, save_config
 from privft.data import load_dataset_dir
 from privft.data.encoding import CausalLMCollator, EncodedRecord, encode_records, per_sample_loss
 from privft.distributed import Job, mark_failed, parameter_digest, start_job
-from privft.models import count_parameters, load_model, load_tokenizer
+from privft.models import check_max_length, count_parameters, load_model, load_tokenizer
 from privft.privacy import PoissonBatchSampler, PrivateTraining, make_private_training, plan_privacy
 from privft.privacy.ledger import write_privacy_ledger
 from privft.privacy.sampling import ShuffledBatchSampler, rank_share, step_seed
@@ -86,6 +86,7 @@ class Trainer:
         # Move to the device before adding adapters and before building the optimizer, so that
         # neither holds stale tensors.
         model = load_model(config.model).to(self.device)
+        check_max_length(model, config.max_length)
         self.model = self.make_trainable(model, config)
         self.model.train()
         self.trainable, self.total_params = count_parameters(self.model)
