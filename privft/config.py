@@ -113,7 +113,7 @@ class TrainConfig:
     learning_rate: float | None = None
     weight_decay: float = 0.0
     warmup_ratio: float = 0.05
-    max_length: int = 192
+    max_length: int = 256
     seed: int = 0
     log_every: int = 5
     checkpoint_every: int = 50

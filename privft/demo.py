@@ -21,8 +21,8 @@ class DemoPlan:
     """Sizes of the demo; the defaults fit in about 15 minutes on a 2-core CPU."""
 
     domain: str = "customer_support"
-    n_train: int = 600
-    n_test: int = 200
+    n_train: int = 400
+    n_test: int = 150
     epochs: float = 3.0
     epsilon: float = 8.0
     seed: int = 0
