@@ -150,7 +150,7 @@ def _load_hint(path: str, what: str) -> str:
 
 
 def position_limit(model: torch.nn.Module) -> int | None:
-    """Return how many positions the model embeds, or None if its config does not say."""
+    """Return the size of the model's position table, or None if its config has no such field."""
     config = getattr(model, "config", None)
     for name in ("max_position_embeddings", "n_positions"):
         value = getattr(config, name, None)
