@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -29,6 +30,15 @@ class GradSampleMode(str, Enum):
     functorch = "functorch"
     ghost = "ghost"
 
+
+NumProcesses = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="Processes the launcher must have started; every rank fails if it started another "
+        "number. Sets PRIVFT_EXPECTED_WORLD_SIZE.",
+    ),
+]
 
 # OSError includes a missing file and a full disk.
 EXPECTED_ERRORS = (ValueError, OSError, RuntimeError)
@@ -78,10 +88,14 @@ def train(
         int | None, typer.Option(help="Save a resumable checkpoint every this many steps.")
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    num_processes: NumProcesses = None,
 ) -> None:
     """Fine-tune a causal LM with one recipe; resumes if the run folder has a checkpoint.
 
     Example: privft train --recipe dp_lora --data data/cs --out runs/dp_lora --epsilon 8
+
+    Several processes: accelerate launch --multi_gpu --num_processes 2 -m privft train
+    --num-processes 2 ... (docs/distributed.md).
     """
     from privft.config import ConfigError, load_config
     from privft.recipes import train as run_recipe
@@ -108,6 +122,7 @@ def train(
         },
         "lora": {"r": lora_r},
     }
+    _expect_processes(num_processes)
     try:
         settings = load_config(config, overrides)
         missing = [name for name in ("data", "out") if not getattr(settings, name)]
@@ -119,7 +134,21 @@ def train(
     _print_run(settings.out, info)
 
 
+def _expect_processes(num_processes: int | None) -> None:
+    """Make the trainer check the launcher's world size against ``num_processes``."""
+    if num_processes is not None:
+        from privft.distributed import EXPECTED_WORLD_SIZE_ENV
+
+        os.environ[EXPECTED_WORLD_SIZE_ENV] = str(num_processes)
+
+
 def _print_run(run_dir: str, info) -> None:
+    from privft.distributed import is_main_process, shutdown
+
+    # Every rank of a multi-process job gets here; leave the process group together.
+    shutdown()
+    if not is_main_process():
+        return
     cost = info.cost
     line = (
         f"{info.recipe}: {info.status}, {cost.get('steps')} steps in "
@@ -127,6 +156,8 @@ def _print_run(run_dir: str, info) -> None:
     )
     if cost.get("epsilon") is not None:
         line += f", epsilon {cost['epsilon']:.3f}"
+    if cost.get("world_size", 1) > 1:
+        line += f", {cost['world_size']} processes"
     console.print(line + f" -> {run_dir}", highlight=False)
 
 
@@ -135,6 +166,7 @@ def resume(
         Path, typer.Argument(help="Run folder with config.yaml.", exists=True, file_okay=False)
     ],
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    num_processes: NumProcesses = None,
 ) -> None:
     """Continue an interrupted run from its last checkpoint, accountant state included.
 
@@ -143,6 +175,7 @@ def resume(
     from privft.config import read_run_config
     from privft.recipes import train as run_recipe
 
+    _expect_processes(num_processes)
     try:
         settings = read_run_config(run_dir)
         info = run_recipe(settings, show_progress=progress)
