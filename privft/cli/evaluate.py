@@ -1,4 +1,4 @@
-"""``privft eval``: evaluate runs and write results.json."""
+"""``privft eval``: evaluate runs, or any fine-tuned model against its base, into results.json."""
 
 from __future__ import annotations
 
@@ -17,42 +17,93 @@ class ExposureMethod(str, Enum):
     auto = "auto"
     exact = "exact"
     sampled = "sampled"
+    skewnorm = "skewnorm"
+
+
+EXPECTED_ERRORS = (ValueError, FileNotFoundError, RuntimeError)
 
 
 def evaluate(
     run_dirs: Annotated[
-        list[Path], typer.Argument(help="Run folders to evaluate.", exists=True, file_okay=False)
-    ],
-    data: Annotated[Path | None, typer.Option(help="Data folder (default: the run's).")] = None,
+        list[Path] | None,
+        typer.Argument(help="Run folders to evaluate.", exists=True, file_okay=False),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Fine-tuned model folder (or LoRA adapter folder) to evaluate instead of runs; "
+            "needs --base, --data and --out."
+        ),
+    ] = None,
+    base: Annotated[
+        str | None, typer.Option(help="Base model folder, or 'builtin', for --model.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for results.json when evaluating --model.")
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="Data folder (default for runs: the run's).")
+    ] = None,
+    max_length: Annotated[
+        int | None,
+        typer.Option(
+            help="Tokens per record for --model (default: the smallest of 512 and the "
+            "model's and tokenizer's limits); runs use their training setting."
+        ),
+    ] = None,
     max_records: Annotated[int | None, typer.Option(help="Cap records per split.")] = None,
     exposure: Annotated[
         ExposureMethod,
         typer.Option(
-            help="Canary ranks: exact enumeration, a sampled estimate, or exact where possible."
+            help="Canary ranks: exact enumeration, interpolation among sampled candidates, a "
+            "skew-normal fit to them, or exact where possible (auto)."
         ),
     ] = ExposureMethod.auto,
     exposure_samples: Annotated[
-        int, typer.Option(help="Random candidates for sampled exposure.")
+        int, typer.Option(help="Random candidates for sampled and skewnorm exposure.")
     ] = 5000,
+    extraction_records: Annotated[
+        int, typer.Option(help="Records per split tried by greedy extraction (0 skips it).")
+    ] = 100,
+    min_k: Annotated[
+        float, typer.Option(help="Fraction of lowest-scoring tokens the Min-K% attacks average.")
+    ] = 0.2,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
-    """Evaluate runs and write each one's results.json.
+    """Evaluate runs, or a model and its base, and write results.json.
 
-    Example: privft eval runs/full runs/dp_lora
+    Examples: privft eval runs/full runs/dp_lora;
+    privft eval --model ft/ --base base/ --data data/cs --out results/ft
     """
-    from privft.evaluation import evaluate_run
+    from privft.evaluation import evaluate_pair, evaluate_run
 
+    options = {
+        "max_records": max_records,
+        "exposure_method": exposure.value,
+        "exposure_samples": exposure_samples,
+        "extraction_records": extraction_records,
+        "min_k": min_k,
+        "show_progress": progress,
+    }
+    if model is not None:
+        missing = [
+            name for name, value in (("base", base), ("data", data), ("out", out)) if not value
+        ]
+        if missing or run_dirs:
+            problem = f"missing --{' and --'.join(missing)}" if missing else "run folders given"
+            fail(ValueError(f"{problem}: --model takes --base, --data and --out, no run folders"))
+        try:
+            results = evaluate_pair(model, base, data, out, max_length=max_length, **options)
+        except EXPECTED_ERRORS as err:
+            fail(err)
+        _print_measures(Path(out).name, results["measures"])
+        return
+    if not run_dirs:
+        fail(ValueError("nothing to evaluate: pass run folders, or --model with --base"))
     for run_dir in run_dirs:
         try:
-            results = evaluate_run(
-                run_dir,
-                data=data,
-                max_records=max_records,
-                exposure_method=exposure.value,
-                exposure_samples=exposure_samples,
-                show_progress=progress,
-            )
-        except (ValueError, OSError, RuntimeError) as err:
+            results = evaluate_run(run_dir, data=data, **options)
+        except EXPECTED_ERRORS as err:
             fail(err)
         _print_measures(run_dir.name, results["measures"])
 

@@ -66,8 +66,7 @@ def tpr_at_fpr(labels: np.ndarray, scores: np.ndarray, fpr_target: float) -> flo
 def rank_auc(member_scores: np.ndarray, nonmember_scores: np.ndarray) -> float:
     """ROC AUC as the Mann-Whitney U statistic over both groups' sizes (ties count half).
 
-    Equal to scikit-learn's roc_auc_score and about 100 times faster, which matters inside a
-    bootstrap of 1000 resamples.
+    Equal to scikit-learn's roc_auc_score.
     """
     ranks = rankdata(np.concatenate([member_scores, nonmember_scores]))
     n1, n0 = len(member_scores), len(nonmember_scores)
@@ -87,6 +86,45 @@ def _finite_ranking(scores: np.ndarray) -> np.ndarray:
     )
 
 
+def weighted_auc(
+    members: np.ndarray, nonmembers: np.ndarray, member_w: np.ndarray, nonmember_w: np.ndarray
+) -> np.ndarray:
+    """ROC AUC of each resample, given [resamples, n] draw counts of both groups.
+
+    AUC = sum_i w_i (non-members below m_i + half of those equal) / (sum w x sum v), from the
+    cumulative counts of the sorted non-member scores.
+    """
+    order = np.argsort(nonmembers, kind="stable")
+    sorted_scores = nonmembers[order]
+    cumulative = np.concatenate(
+        [np.zeros((len(nonmember_w), 1)), np.cumsum(nonmember_w[:, order], axis=1)], axis=1
+    )
+    below = cumulative[:, np.searchsorted(sorted_scores, members, side="left")]
+    up_to = cumulative[:, np.searchsorted(sorted_scores, members, side="right")]
+    wins = (member_w * (below + 0.5 * (up_to - below))).sum(axis=1)
+    return wins / (member_w.sum(axis=1) * nonmember_w.sum(axis=1))
+
+
+def weighted_tpr_at_fpr(
+    members: np.ndarray,
+    nonmembers: np.ndarray,
+    member_w: np.ndarray,
+    nonmember_w: np.ndarray,
+    fpr_target: float,
+) -> np.ndarray:
+    """``tpr_at_fpr_split`` of each resample, given [resamples, n] draw counts of both groups."""
+    n0 = nonmember_w.sum(axis=1)
+    allowed = np.floor(fpr_target * n0 + 1e-9)
+    order = np.argsort(-nonmembers, kind="stable")
+    from_top = np.cumsum(nonmember_w[:, order], axis=1)
+    # The (allowed + 1)-th highest drawn non-member score is the cutoff.
+    position = np.minimum((from_top < (allowed + 1)[:, None]).sum(axis=1), len(order) - 1)
+    cutoff = nonmembers[order][position]
+    above = (member_w * (members[None, :] > cutoff[:, None])).sum(axis=1)
+    tpr = above / member_w.sum(axis=1)
+    return np.where(allowed >= n0, 1.0, tpr)
+
+
 def attack_metrics(
     member_scores: np.ndarray, nonmember_scores: np.ndarray, *, resamples: int = 1000, seed: int = 0
 ) -> dict:
@@ -100,9 +138,11 @@ def attack_metrics(
     n_members = len(member_scores)
     members, nonmembers = scores[:n_members], scores[n_members:]
 
-    def measures(member_idx: np.ndarray, nonmember_idx: np.ndarray) -> list[float]:
-        m, n = members[member_idx], nonmembers[nonmember_idx]
-        return [rank_auc(m, n), *(tpr_at_fpr_split(m, n, f) for f in FPR_TARGETS.values())]
+    def measures(member_w: np.ndarray, nonmember_w: np.ndarray) -> np.ndarray:
+        columns = [weighted_auc(members, nonmembers, member_w, nonmember_w)]
+        for target in FPR_TARGETS.values():
+            columns.append(weighted_tpr_at_fpr(members, nonmembers, member_w, nonmember_w, target))
+        return np.stack(columns, axis=1)
 
     intervals = bootstrap_intervals(
         measures, (n_members, len(nonmember_scores)), resamples=resamples, seed=seed
@@ -122,7 +162,7 @@ def zlib_bits(text: str) -> int:
 
 
 def sensitive_text(record: Record) -> str:
-    """The record's sensitive spans, one per line: the text the sensitive-token zlib attack sees."""
+    """Join the record's sensitive spans, one per line, for the sensitive-token zlib attack."""
     return "\n".join(record.text[span.start : span.end] for span in record.spans)
 
 
@@ -142,7 +182,7 @@ def record_attack_scores(
     zlib_size_bits: float | None = None,
     k: float = MIN_K_FRACTION,
 ) -> dict[str, float]:
-    """Every attack's score of one record, on all its target tokens or its sensitive ones.
+    """Score one record with every attack, on all its target tokens or its sensitive ones.
 
     Attacks whose inputs are missing (no base scores, no log-probability moments, no zlib size)
     are left out. A record with no selected tokens scores NaN.
@@ -173,7 +213,7 @@ def membership_report(
     resamples: int = 1000,
     seed: int = 0,
 ) -> dict:
-    """Every attack on all tokens and on sensitive tokens alone: AUC and TPRs with intervals.
+    """Run every attack on all tokens and on sensitive tokens alone: AUC and TPR, with intervals.
 
     ``finetuned`` and ``base`` map split ("train", "test") to the records' token scores, in the
     same order as ``records`` (needed by the zlib attack only). Records without sensitive tokens

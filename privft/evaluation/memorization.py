@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from privft.evaluation.scoring import TokenScores
-from privft.evaluation.statistics import bootstrap_intervals
+from privft.evaluation.statistics import bootstrap_intervals, weighted_mean
 
 SPLITS = ("train", "test")
 MODELS = ("finetuned", "base")
@@ -44,12 +44,12 @@ class ClassSums:
             rows[row] = (record.nll[mask].sum(), record.correct[mask].sum(), mask.sum())
         return cls(rows[:, 0], rows[:, 1], rows[:, 2])
 
-    def mean_nll(self, index: np.ndarray | None = None) -> float:
-        nll, count = (
-            (self.nll, self.count) if index is None else (self.nll[index], self.count[index])
-        )
-        total = count.sum()
-        return float(nll.sum() / total) if total else float("nan")
+    def mean_nll(self, weights: np.ndarray | None = None) -> np.ndarray | float:
+        """Token-weighted mean NLL, or one per resample for a [resamples, records] weight."""
+        if weights is None:
+            total = self.count.sum()
+            return float(self.nll.sum() / total) if total else float("nan")
+        return weighted_mean(weights, self.nll, self.count)
 
     def summary(self) -> dict[str, float]:
         total = self.count.sum()
@@ -79,13 +79,14 @@ class ClassTable:
     def __init__(self, scores: dict[tuple[str, str], Sequence[TokenScores]], select: Selector):
         self.sums = {key: ClassSums.from_scores(value, select) for key, value in scores.items()}
 
-    def nll(self, model: str, split: str, index: np.ndarray | None = None) -> float:
-        return self.sums[model, split].mean_nll(index)
+    def measures(self, train_weights=None, test_weights=None) -> dict[str, np.ndarray | float]:
+        """Compute each model's train and test NLL, the gap and the train and test gains.
 
-    def measures(self, train_idx=None, test_idx=None) -> dict[str, float]:
-        """Compute each model's train and test NLL, the gap and the train and test gains."""
-        index = {"train": train_idx, "test": test_idx}
-        nll = {(m, s): self.nll(m, s, index[s]) for m in MODELS for s in SPLITS}
+        Without weights the values are the point estimates; with [resamples, records] weights
+        for each split they are arrays with one value per resample.
+        """
+        weights = {"train": train_weights, "test": test_weights}
+        nll = {(m, s): self.sums[m, s].mean_nll(weights[s]) for m in MODELS for s in SPLITS}
         values = {f"{m}_{s}_nll_nats": nll[m, s] for m in MODELS for s in SPLITS}
         values["gap"] = (nll["finetuned", "test"] - nll["finetuned", "train"]) - (
             nll["base", "test"] - nll["base", "train"]
@@ -97,15 +98,15 @@ class ClassTable:
     def with_intervals(self, sizes: tuple[int, int], resamples: int, seed: int) -> dict:
         estimates = self.measures()
         names = list(estimates)
-        intervals = bootstrap_intervals(
-            lambda tr, te: [self.measures(tr, te)[name] for name in names],
-            sizes,
-            resamples=resamples,
-            seed=seed,
-        )
+
+        def statistics(train_weights: np.ndarray, test_weights: np.ndarray) -> np.ndarray:
+            values = self.measures(train_weights, test_weights)
+            return np.stack([np.asarray(values[name], dtype=np.float64) for name in names], 1)
+
+        intervals = bootstrap_intervals(statistics, sizes, resamples=resamples, seed=seed)
         report: dict = {}
         for name, interval in zip(names, intervals, strict=True):
-            report[name] = estimates[name]
+            report[name] = float(estimates[name])
             report[f"{name}_ci95"] = interval
         return report
 

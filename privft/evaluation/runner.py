@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,11 @@ from privft.config import read_run_config
 from privft.data import Dataset, load_dataset_dir
 from privft.data.encoding import encode_records
 from privft.evaluation.exposure import enumeration_steps, exposure_report
-from privft.evaluation.membership import membership_report
+from privft.evaluation.extraction import MAX_RECORDS_PER_SPLIT, extraction_report
+from privft.evaluation.membership import ATTACKS, MIN_K_FRACTION, membership_report
 from privft.evaluation.memorization import memorization_report
 from privft.evaluation.scoring import TokenScores, score_records
-from privft.models import load_model, load_tokenizer, resolve_model_path
+from privft.models import ModelLoadError, load_model, load_tokenizer, resolve_model_path
 from privft.privacy.ledger import read_privacy_ledger
 from privft.progress import ProgressBar
 from privft.recipes.runinfo import hardware, package_versions, read_run_info
@@ -56,10 +58,16 @@ def evaluate_models(
     max_records: int | None = None,
     exposure_method: str = "auto",
     exposure_samples: int = 5000,
+    extraction_records: int = MAX_RECORDS_PER_SPLIT,
+    min_k: float = MIN_K_FRACTION,
     seed: int = 0,
     show_progress: bool = True,
 ) -> dict[str, Any]:
-    """Compute memorization, utility, membership and exposure for a fine-tuned model and base."""
+    """Compute memorization, utility, membership, extraction and exposure for a model pair.
+
+    ``extraction_records`` caps the records per split that greedy extraction tries (0 skips
+    extraction); ``min_k`` is the fraction of tokens the Min-K% attacks average.
+    """
     splits = {
         "train": _subsample(dataset.train_plain, max_records),
         "test": _subsample(dataset.test, max_records),
@@ -71,13 +79,31 @@ def evaluate_models(
     with ProgressBar("score records", total, enabled=show_progress) as bar:
         for name, model in (("finetuned", finetuned), ("base", base)):
             for split, records in encoded.items():
-                scores[name, split] = score_records(model, records, pad_token_id=pad, progress=bar)
+                # Only the fine-tuned model is attacked, so only it needs the Min-K%++ moments.
+                scores[name, split] = score_records(
+                    model, records, pad_token_id=pad, distribution=name == "finetuned", progress=bar
+                )
     memorization = memorization_report(scores, seed=seed)
     membership = membership_report(
         {s: scores["finetuned", s] for s in splits},
         {s: scores["base", s] for s in splits},
+        records=splits,
+        k=min_k,
         seed=seed,
     )
+    extraction = None
+    if extraction_records:
+        extraction = extraction_report(
+            finetuned,
+            base,
+            tokenizer,
+            train=splits["train"],
+            test=splits["test"],
+            canaries=dataset.canaries,
+            train_texts=[record.text for record in dataset.train],
+            max_records=extraction_records,
+            max_length=max_length,
+        )
     exposure = None
     if dataset.canaries:
         steps = enumeration_steps(dataset.canaries, tokenizer)
@@ -95,6 +121,7 @@ def evaluate_models(
         "memorization": memorization,
         "utility": _utility(scores),
         "membership": membership,
+        "extraction": extraction,
         "exposure": exposure,
     }
 
@@ -115,8 +142,16 @@ def _utility(scores: dict[tuple[str, str], list[TokenScores]]) -> dict[str, floa
     return out
 
 
+def _measure_suffix(name: str) -> str:
+    """Lower-case ``name`` and replace every run of other characters with one underscore."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
 def flat_measures(results: dict[str, Any]) -> dict[str, float | None]:
-    """The numbers a frontier plots, flattened under stable snake_case names with units."""
+    """Flatten the numbers a frontier plots under stable snake_case names with units.
+
+    NLL measures are in nats per token, exposures in bits; AUC, TPR and shares are fractions.
+    """
     mem, util, mia = results["memorization"], results["utility"], results["membership"]
     measures: dict[str, float | None] = {
         "sensitive_gap": mem["sensitive_gap"],
@@ -128,14 +163,26 @@ def flat_measures(results: dict[str, Any]) -> dict[str, float | None]:
         "test_ppl": util["finetuned_test_ppl"],
         "mia_auc": mia["all_tokens"]["loss"]["auc"],
         "mia_auc_calibrated": mia["all_tokens"]["calibrated"]["auc"],
-        "mia_sensitive_auc": mia["sensitive_tokens"]["loss"]["auc"],
+        "mia_sensitive_auc": (mia["sensitive_tokens"].get("loss") or {}).get("auc"),
         "mia_tpr_at_1pct_fpr": mia["all_tokens"]["loss"]["tpr_at_1pct_fpr"],
     }
+    for kind, values in sorted(mem.get("by_kind", {}).items()):
+        measures[f"sensitive_gap_{_measure_suffix(kind)}"] = values["gap"]
+    for token_set, prefix in (("all_tokens", "mia"), ("sensitive_tokens", "mia_sensitive")):
+        for attack in ATTACKS:
+            metrics = mia.get(token_set, {}).get(attack)
+            if not metrics:
+                continue
+            for key in ("auc", "tpr_at_1pct_fpr", "tpr_at_0_1pct_fpr"):
+                measures[f"{prefix}_{attack}_{key}"] = metrics[key]
+    measures.update(_extraction_measures(results.get("extraction")))
     exposure = results.get("exposure")
     if exposure:
         for reps, value in exposure["mean_by_repetitions"].items():
             key = "exposure_reference" if reps == "0" else f"exposure_r{reps}"
             measures[key] = value
+        for reps, value in exposure.get("excess_over_reference", {}).items():
+            measures[f"exposure_excess_r{reps}"] = value
         inserted = [c["exposure"] for c in exposure["canaries"] if c["repetitions"] > 0]
         measures["exposure_max"] = max(inserted) if inserted else None
     cost = results.get("cost") or {}
@@ -152,6 +199,27 @@ def flat_measures(results: dict[str, Any]) -> dict[str, float | None]:
     return measures
 
 
+def _extraction_measures(extraction: dict[str, Any] | None) -> dict[str, float | None]:
+    if not extraction:
+        return {}
+    measures: dict[str, float | None] = {}
+    for model, prefix in (("finetuned", "extraction"), ("base", "extraction_base")):
+        for split in ("train", "test"):
+            entry = (extraction.get(model) or {}).get(split)
+            if entry is not None:
+                measures[f"{prefix}_{split}_share"] = entry["share"]
+    canaries = (extraction.get("finetuned") or {}).get("canaries") or {}
+    for reps, entry in canaries.get("by_repetitions", {}).items():
+        key = "reference" if reps == "0" else f"r{reps}"
+        measures[f"extraction_canary_{key}_share"] = entry["share"]
+    taxonomy = extraction.get("taxonomy")
+    if taxonomy:
+        measures["memorized_spans"] = taxonomy["memorized"]
+        for category, share in taxonomy["shares"].items():
+            measures[f"{category}_share"] = share
+    return measures
+
+
 def evaluate_run(
     run_dir: Path,
     *,
@@ -159,6 +227,8 @@ def evaluate_run(
     max_records: int | None = None,
     exposure_method: str = "auto",
     exposure_samples: int = 5000,
+    extraction_records: int = MAX_RECORDS_PER_SPLIT,
+    min_k: float = MIN_K_FRACTION,
     show_progress: bool = True,
 ) -> dict[str, Any]:
     """Evaluate a privft run folder and write its ``results.json`` atomically."""
@@ -185,6 +255,8 @@ def evaluate_run(
         max_records=max_records,
         exposure_method=exposure_method,
         exposure_samples=exposure_samples,
+        extraction_records=extraction_records,
+        min_k=min_k,
         seed=config.seed,
         show_progress=show_progress,
     )
@@ -203,12 +275,111 @@ def evaluate_run(
         "commit": info.commit,
         "trained_at": info.finished_at,
     }
+    return _finish(results, run_dir / "results.json", started)
+
+
+def _finish(results: dict[str, Any], path: Path, started: float) -> dict[str, Any]:
     results["environment"] = {"packages": package_versions(), "hardware": hardware()}
     results["eval_time_s"] = time.perf_counter() - started
     results["schema_version"] = SCHEMA_VERSION
     results["measures"] = flat_measures(results)
-    atomic_write_json(run_dir / "results.json", _json_safe(results))
+    atomic_write_json(path, _json_safe(results))
     return results
+
+
+def _load_any(path: str, base: str) -> torch.nn.Module:
+    """Load a model folder, or a LoRA adapter folder merged into ``base``."""
+    if (Path(path) / "adapter_config.json").exists():
+        return PeftModel.from_pretrained(load_model(base), path).merge_and_unload().eval()
+    return load_model(path)
+
+
+def _pair_tokenizer(model: str, base: str):
+    """Load the fine-tuned model's tokenizer and check that the base uses the same vocabulary.
+
+    An adapter folder without a tokenizer uses the base's. Every measure compares the two
+    models token by token, so their vocabularies must match.
+    """
+    try:
+        tokenizer = load_tokenizer(model)
+    except ModelLoadError:
+        if not (Path(model) / "adapter_config.json").exists():
+            raise
+        tokenizer = load_tokenizer(base)
+    try:
+        base_tokenizer = load_tokenizer(base)
+    except ModelLoadError:
+        logger.warning("no tokenizer in %s; assuming it matches the fine-tuned model's", base)
+        return tokenizer
+    if base_tokenizer.get_vocab() != tokenizer.get_vocab():
+        raise ValueError(
+            f"the tokenizers of {model} and {base} have different vocabularies; the base "
+            "must share the fine-tuned model's tokenizer, since every measure compares the "
+            "two models token by token"
+        )
+    return tokenizer
+
+
+def default_max_length(model: torch.nn.Module, tokenizer, cap: int = 512) -> int:
+    """Return the smallest of ``cap`` and the model's and tokenizer's token limits."""
+    limits = [cap, getattr(model.config, "max_position_embeddings", None)]
+    limits.append(getattr(tokenizer, "model_max_length", None))
+    return min(int(limit) for limit in limits if limit)
+
+
+def evaluate_pair(
+    model: str,
+    base: str,
+    data: Path,
+    out: Path,
+    *,
+    max_length: int | None = None,
+    max_records: int | None = None,
+    exposure_method: str = "auto",
+    exposure_samples: int = 5000,
+    extraction_records: int = MAX_RECORDS_PER_SPLIT,
+    min_k: float = MIN_K_FRACTION,
+    seed: int = 0,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate any fine-tuned model against its base and write ``out/results.json``.
+
+    ``model`` is a Hugging Face model folder (or a LoRA adapter folder for ``base``) that
+    privft need not have trained. ``max_length`` defaults to ``default_max_length``. Training
+    cost and privacy spending are unknown here, so those measures are None.
+    """
+    started = time.perf_counter()
+    dataset = load_dataset_dir(Path(data))
+    tokenizer = _pair_tokenizer(model, base)
+    finetuned = _load_any(model, base)
+    base_model = load_model(base)
+    results = evaluate_models(
+        finetuned,
+        base_model,
+        tokenizer,
+        dataset,
+        max_length=max_length or default_max_length(finetuned, tokenizer),
+        max_records=max_records,
+        exposure_method=exposure_method,
+        exposure_samples=exposure_samples,
+        extraction_records=extraction_records,
+        min_k=min_k,
+        seed=seed,
+        show_progress=show_progress,
+    )
+    results["cost"] = {}
+    results["privacy"] = None
+    results["run"] = {
+        "run_dir": str(out),
+        "name": Path(out).name,
+        "recipe": None,
+        "model": model,
+        "model_path": resolve_model_path(model),
+        "base": base,
+        "data": str(data),
+    }
+    Path(out).mkdir(parents=True, exist_ok=True)
+    return _finish(results, Path(out) / "results.json", started)
 
 
 def _json_safe(value: Any) -> Any:

@@ -16,10 +16,23 @@ from privft.evaluation.membership import (
     rank_auc,
     record_attack_scores,
     tpr_at_fpr,
+    tpr_at_fpr_split,
+    weighted_auc,
+    weighted_tpr_at_fpr,
     zlib_bits,
 )
 from privft.evaluation.scoring import TokenScores, score_records
+from privft.evaluation.statistics import resample_weights
 from privft.models import load_model
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Run torch on one thread: tiny models gain nothing from intra-op threads."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 def test_auc_matches_sklearn():
@@ -236,3 +249,34 @@ def test_min_k_uses_target_logprobs(tiny, k):
         expected = np.sort(targets)[:count].mean()
         got = record_attack_scores(result, None, sensitive_only=False, k=k)["min_k"]
         assert got == pytest.approx(expected, abs=1e-5)
+
+
+@pytest.fixture(scope="module")
+def resampled():
+    rng = np.random.default_rng(5)
+    members = rng.integers(0, 30, 60).astype(float)
+    nonmembers = rng.integers(0, 25, 250).astype(float)
+    member_w = resample_weights(rng, len(members), 40)
+    nonmember_w = resample_weights(rng, len(nonmembers), 40)
+    return members, nonmembers, member_w, nonmember_w
+
+
+def expand(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    return np.repeat(values, weights.astype(int))
+
+
+def test_weighted_auc_matches_expanded(resampled):
+    members, nonmembers, member_w, nonmember_w = resampled
+    got = weighted_auc(members, nonmembers, member_w, nonmember_w)
+    for b in range(len(member_w)):
+        m, n = expand(members, member_w[b]), expand(nonmembers, nonmember_w[b])
+        assert got[b] == pytest.approx(rank_auc(m, n))
+
+
+@pytest.mark.parametrize("target", [0.001, 0.01, 0.1])
+def test_weighted_tpr_matches_expanded(resampled, target):
+    members, nonmembers, member_w, nonmember_w = resampled
+    got = weighted_tpr_at_fpr(members, nonmembers, member_w, nonmember_w, target)
+    for b in range(len(member_w)):
+        m, n = expand(members, member_w[b]), expand(nonmembers, nonmember_w[b])
+        assert got[b] == pytest.approx(tpr_at_fpr_split(m, n, target))
