@@ -117,6 +117,8 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 5
     checkpoint_every: int = 50
+    # Record cheap privacy measures into dynamics.jsonl every this many steps; 0 turns it off.
+    eval_every: int = 0
     lora: LoRASettings = field(default_factory=LoRASettings)
     dp: DPSettings = field(default_factory=DPSettings)
 
@@ -151,6 +153,9 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 problems.append(f"{name} must be a positive integer, got {value!r}")
+        every = self.eval_every
+        if not isinstance(every, int) or isinstance(every, bool) or every < 0:
+            problems.append(f"eval_every must be an integer >= 0, got {every!r}")
         if not self.learning_rate > 0:
             problems.append(f"learning_rate must be positive, got {self.learning_rate!r}")
         if not 0 <= self.warmup_ratio < 1:
