@@ -87,6 +87,13 @@ def train(
     checkpoint_every: Annotated[
         int | None, typer.Option(help="Save a resumable checkpoint every this many steps.")
     ] = None,
+    eval_every: Annotated[
+        int | None,
+        typer.Option(
+            help="Record memorization gaps and canary log-perplexity into dynamics.jsonl "
+            "every this many steps (0: never)."
+        ),
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     num_processes: NumProcesses = None,
 ) -> None:
@@ -112,6 +119,7 @@ def train(
         "max_length": max_length,
         "seed": seed,
         "checkpoint_every": checkpoint_every,
+        "eval_every": eval_every,
         "dp": {
             "epsilon": epsilon,
             "delta": delta,
