@@ -20,7 +20,8 @@ class ExposureMethod(str, Enum):
     skewnorm = "skewnorm"
 
 
-EXPECTED_ERRORS = (ValueError, FileNotFoundError, RuntimeError)
+# OSError includes a missing file and a full disk.
+EXPECTED_ERRORS = (ValueError, OSError, RuntimeError)
 
 
 def evaluate(
