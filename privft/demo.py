@@ -12,6 +12,7 @@ from privft.data.synth import synthesize
 from privft.evaluation import evaluate_run
 from privft.frontier import build_frontier
 from privft.recipes import train
+from privft.storage import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -60,4 +61,40 @@ def run_demo(out: Path, plan: DemoPlan = DemoPlan(), *, show_progress: bool = Tr
         run_dirs.append(run_dir)
     summary = build_frontier(run_dirs, out / "frontier")
     summary["demo_time_s"] = time.perf_counter() - started
+    atomic_write_text(out / "summary.md", ranking_markdown(summary))
     return summary
+
+
+# Measures the demo ranks recipes by, each with the direction that means more privacy risk or
+# worse utility; rank 1 is the safest (or most useful) recipe.
+RANKED_MEASURES = {
+    "sensitive_gap": "nats/token; higher = more PII memorized",
+    "exposure_max": "bits; higher = a canary is easier to extract",
+    "mia_auc": "0.5 = chance; higher = membership easier to infer",
+    "test_nonsensitive_nll_nats": "nats/token on held-out text; lower = better utility",
+    "train_time_s": "seconds of training",
+}
+
+
+def ranking_markdown(summary: dict) -> str:
+    """A Markdown table of the demo's measures per recipe, with each recipe's rank per measure."""
+    points = {p["recipe"]: p["mean"] for p in summary["points"]}
+    lines = [
+        "| measure | meaning | " + " | ".join(points) + " |",
+        "|---|---|" + "---|" * len(points),
+    ]
+    for measure, meaning in RANKED_MEASURES.items():
+        values = {r: m.get(measure) for r, m in points.items()}
+        order = sorted((v, r) for r, v in values.items() if v is not None)
+        rank = {r: i + 1 for i, (_, r) in enumerate(order)}
+        cells = [f"{values[r]:.4g} (#{rank[r]})" if values[r] is not None else "-" for r in points]
+        lines.append(f"| {measure} | {meaning} | " + " | ".join(cells) + " |")
+    eps = {r: m.get("epsilon") for r, m in points.items()}
+    lines.append(
+        "| epsilon | spent by DP runs | "
+        + " | ".join(f"{v:.3g}" if v is not None else "none" for v in eps.values())
+        + " |"
+    )
+    total = summary.get("demo_time_s")
+    footer = f"\nDemo wall time: {total:.0f} s.\n" if total is not None else "\n"
+    return "\n".join(lines) + "\n" + footer
