@@ -313,6 +313,18 @@ class Trainer:
     def _loop(self, start: int) -> None:
         description = f"train {self.config.recipe}"
         shown = self.show_progress and self.job.is_main
+        dynamics = None
+        if self.config.eval_every and self.job.is_main:
+            from privft.evaluation.dynamics import DynamicsRecorder
+
+            # Measures in eval mode without gradients, hooks or random draws; see its module.
+            dynamics = DynamicsRecorder(
+                self.config,
+                self.tokenizer,
+                self.model,
+                wrapper=self.forward_module,
+                start_step=start,
+            )
         with ProgressBar(description, self.total_steps, enabled=shown) as bar:
             bar.update(start)
             window_tokens, window_start = 0, self.monitor.elapsed_s
@@ -325,6 +337,10 @@ class Trainer:
                     rate = window_tokens / max(1e-9, self.monitor.elapsed_s - window_start)
                     self._log(done, out, rate)
                     window_tokens, window_start = 0, self.monitor.elapsed_s
+                if dynamics is not None and (
+                    done % self.config.eval_every == 0 or done == self.total_steps
+                ):
+                    dynamics.record(done, epsilon=self._epsilon())
                 if done % self.config.checkpoint_every == 0 and done < self.total_steps:
                     self._checkpoint(done)
                 fields = {"loss": out.loss}
