@@ -16,6 +16,7 @@ import yaml
 RECIPE_NAMES = ("full", "lora", "dp_sgd", "dp_lora")
 ACCOUNTANT_NAMES = ("rdp", "prv")
 GRAD_SAMPLE_MODES = ("auto", "hooks", "functorch", "ghost")
+TRACKER_NAMES = ("tensorboard", "mlflow", "wandb")
 BUILTIN_MODEL = "builtin"
 
 
@@ -119,6 +120,8 @@ class TrainConfig:
     checkpoint_every: int = 50
     # Record cheap privacy measures into dynamics.jsonl every this many steps; 0 turns it off.
     eval_every: int = 0
+    # Experiment trackers to log to, all offline: tensorboard, mlflow, wandb (privft.tracking).
+    report_to: list[str] = field(default_factory=list)
     lora: LoRASettings = field(default_factory=LoRASettings)
     dp: DPSettings = field(default_factory=DPSettings)
 
@@ -156,6 +159,13 @@ class TrainConfig:
         every = self.eval_every
         if not isinstance(every, int) or isinstance(every, bool) or every < 0:
             problems.append(f"eval_every must be an integer >= 0, got {every!r}")
+        if isinstance(self.report_to, str) or self.report_to is None:
+            self.report_to = [self.report_to] if self.report_to else []
+        unknown = [name for name in self.report_to if name not in TRACKER_NAMES]
+        if unknown:
+            problems.append(
+                f"report_to names unknown trackers {unknown}; valid: {', '.join(TRACKER_NAMES)}"
+            )
         if not self.learning_rate > 0:
             problems.append(f"learning_rate must be positive, got {self.learning_rate!r}")
         if not 0 <= self.warmup_ratio < 1:
