@@ -7,6 +7,7 @@ so one run of a bad config lists everything that needs fixing.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,32 @@ BUILTIN_MODEL = "builtin"
 
 class ConfigError(ValueError):
     """Invalid settings; the message lists every invalid value with the fix."""
+
+
+def _coerce_numbers(settings: object, names: tuple[str, ...], prefix: str) -> list[str]:
+    """Turn numeric strings into floats and reject non-numbers and non-finite values.
+
+    PyYAML reads ``1e-3`` (no dot) as a string, so presets written that way still work.
+    Returns the problems; callers raise them before any range check runs.
+    """
+    problems = []
+    for name in names:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                problems.append(f"{prefix}{name} must be a number, got {value!r}")
+                continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            problems.append(f"{prefix}{name} must be a number, got {value!r}")
+        elif not math.isfinite(value):
+            problems.append(f"{prefix}{name} must be a finite number, got {value!r}")
+        else:
+            setattr(settings, name, float(value))
+    return problems
 
 
 def _raise_if_any(problems: list[str], where: str) -> None:
@@ -40,6 +67,7 @@ class LoRASettings:
     target_modules: list[str] | None = None
 
     def __post_init__(self) -> None:
+        _raise_if_any(_coerce_numbers(self, ("alpha", "dropout"), "lora."), "LoRA settings")
         problems = []
         if not isinstance(self.r, int) or self.r < 1:
             problems.append(f"lora.r must be a positive integer, got {self.r!r}")
@@ -67,6 +95,8 @@ class DPSettings:
     grad_sample_mode: str = "auto"
 
     def __post_init__(self) -> None:
+        numbers = ("epsilon", "delta", "noise_multiplier", "max_grad_norm")
+        _raise_if_any(_coerce_numbers(self, numbers, "dp."), "DP settings")
         problems = []
         if self.epsilon is None and self.noise_multiplier is None:
             problems.append("dp: set either epsilon (target) or noise_multiplier")
@@ -140,6 +170,9 @@ class TrainConfig:
                     value = cls()
                 setattr(self, name, value)
         problems = [p.strip() for p in problems]
+        numbers = ("epochs", "learning_rate", "weight_decay", "warmup_ratio")
+        number_problems = _coerce_numbers(self, numbers, "")
+        _raise_if_any(problems + number_problems if number_problems else [], "training settings")
         if self.learning_rate is None:
             self.learning_rate = 2e-3 if self.recipe in ("lora", "dp_lora") else 5e-4
         if self.recipe not in RECIPE_NAMES:

@@ -49,8 +49,10 @@ def test_yaml_overrides_defaults(tmp_path):
 
 
 def test_overrides_beat_yaml(tmp_path):
-    preset = write_yaml(tmp_path, {"learning_rate": 1e-3, "batch_size": 8,
-                                   "dp": {"max_grad_norm": 0.5, "accountant": "prv"}})
+    preset = write_yaml(
+        tmp_path,
+        {"learning_rate": 1e-3, "batch_size": 8, "dp": {"max_grad_norm": 0.5, "accountant": "prv"}},
+    )
     config = load_config(preset, {"learning_rate": 2e-3, "dp": {"max_grad_norm": 2.0}})
 
     assert config.learning_rate == 2e-3
@@ -98,21 +100,28 @@ def test_unknown_keys_listed_together(tmp_path):
     assert "'dp.epsilom'" in str(caught.value)
 
 
-@pytest.mark.parametrize(("overrides", "message"), [
-    ({"dp": {"epsilon": 0.0}}, "dp.epsilon must be positive, got 0.0"),
-    ({"dp": {"epsilon": -1.0}}, "dp.epsilon must be positive, got -1.0"),
-    ({"dp": {"max_grad_norm": -1.0}}, "dp.max_grad_norm must be positive, got -1.0"),
-    ({"dp": {"delta": 1.5}}, "dp.delta must be in (0, 1), got 1.5"),
-    ({"dp": {"accountant": "gdp"}},
-     f"dp.accountant 'gdp' is unknown; valid: {', '.join(ACCOUNTANT_NAMES)}"),
-    ({"dp": {"grad_sample_mode": UNKNOWN_MODE}},
-     f"dp.grad_sample_mode '{UNKNOWN_MODE}' is unknown; valid: {', '.join(GRAD_SAMPLE_MODES)}"),
-    ({"recipe": "dp_full"}, f"recipe 'dp_full' is unknown; valid: {', '.join(RECIPE_NAMES)}"),
-    ({"epochs": 0}, "epochs must be positive, got 0"),
-    ({"batch_size": 0}, "batch_size must be a positive integer, got 0"),
-    ({"warmup_ratio": 1.0}, "warmup_ratio must be in [0, 1), got 1.0"),
-    ({"lora": {"r": 0}}, "lora.r must be a positive integer, got 0"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"dp": {"epsilon": 0.0}}, "dp.epsilon must be positive, got 0.0"),
+        ({"dp": {"epsilon": -1.0}}, "dp.epsilon must be positive, got -1.0"),
+        ({"dp": {"max_grad_norm": -1.0}}, "dp.max_grad_norm must be positive, got -1.0"),
+        ({"dp": {"delta": 1.5}}, "dp.delta must be in (0, 1), got 1.5"),
+        (
+            {"dp": {"accountant": "gdp"}},
+            f"dp.accountant 'gdp' is unknown; valid: {', '.join(ACCOUNTANT_NAMES)}",
+        ),
+        (
+            {"dp": {"grad_sample_mode": UNKNOWN_MODE}},
+            f"dp.grad_sample_mode '{UNKNOWN_MODE}' is unknown; valid: {', '.join(GRAD_SAMPLE_MODES)}",
+        ),
+        ({"recipe": "dp_full"}, f"recipe 'dp_full' is unknown; valid: {', '.join(RECIPE_NAMES)}"),
+        ({"epochs": 0}, "epochs must be positive, got 0"),
+        ({"batch_size": 0}, "batch_size must be a positive integer, got 0"),
+        ({"warmup_ratio": 1.0}, "warmup_ratio must be in [0, 1), got 1.0"),
+        ({"lora": {"r": 0}}, "lora.r must be a positive integer, got 0"),
+    ],
+)
 def test_invalid_value_raises(overrides, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_config(overrides=overrides)
@@ -120,8 +129,9 @@ def test_invalid_value_raises(overrides, message):
 
 def test_dp_problems_listed_together():
     with pytest.raises(ConfigError) as caught:
-        DPSettings(epsilon=-1.0, max_grad_norm=-1.0, accountant="gdp",
-                   grad_sample_mode=UNKNOWN_MODE)
+        DPSettings(
+            epsilon=-1.0, max_grad_norm=-1.0, accountant="gdp", grad_sample_mode=UNKNOWN_MODE
+        )
     message = str(caught.value)
 
     assert "dp.epsilon must be positive" in message
@@ -223,8 +233,12 @@ def test_non_mapping_yaml_raises(tmp_path):
 
 
 def test_saved_config_reads_back(tmp_path):
-    config = TrainConfig(recipe="dp_lora", seed=7, lora=LoRASettings(r=4),
-                         dp=DPSettings(epsilon=None, noise_multiplier=0.9, accountant="prv"))
+    config = TrainConfig(
+        recipe="dp_lora",
+        seed=7,
+        lora=LoRASettings(r=4),
+        dp=DPSettings(epsilon=None, noise_multiplier=0.9, accountant="prv"),
+    )
     save_config(config, tmp_path / "config.yaml")
 
     assert read_run_config(tmp_path) == config
@@ -246,3 +260,28 @@ def test_epsilon_override_replaces_preset_noise(tmp_path):
     config = load_config(preset, {"dp": {"epsilon": 4.0}})
     assert config.dp.epsilon == 4.0
     assert config.dp.noise_multiplier is None
+
+
+def test_yaml_exponent_without_dot_is_a_float(tmp_path):
+    preset = tmp_path / "preset.yaml"
+    preset.write_text("recipe: full\nlearning_rate: 1e-3\n", encoding="utf-8")
+    assert load_config(preset).learning_rate == 1e-3
+
+
+def test_non_finite_values_rejected():
+    with pytest.raises(ConfigError) as caught:
+        load_config(
+            overrides={
+                "recipe": "dp_sgd",
+                "dp": {"epsilon": float("inf")},
+                "lora": {"alpha": float("nan")},
+            }
+        )
+    message = str(caught.value)
+    assert "dp.epsilon must be a finite number, got inf" in message
+    assert "lora.alpha must be a finite number, got nan" in message
+
+
+def test_non_number_rejected():
+    with pytest.raises(ConfigError, match="learning_rate must be a number, got 'fast'"):
+        load_config(overrides={"recipe": "full", "learning_rate": "fast"})
