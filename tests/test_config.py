@@ -113,7 +113,8 @@ def test_unknown_keys_listed_together(tmp_path):
         ),
         (
             {"dp": {"grad_sample_mode": UNKNOWN_MODE}},
-            f"dp.grad_sample_mode '{UNKNOWN_MODE}' is unknown; valid: {', '.join(GRAD_SAMPLE_MODES)}",
+            f"dp.grad_sample_mode '{UNKNOWN_MODE}' is unknown; "
+            f"valid: {', '.join(GRAD_SAMPLE_MODES)}",
         ),
         ({"recipe": "dp_full"}, f"recipe 'dp_full' is unknown; valid: {', '.join(RECIPE_NAMES)}"),
         ({"epochs": 0}, "epochs must be positive, got 0"),

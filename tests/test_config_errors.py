@@ -30,13 +30,15 @@ def test_epsilon_not_positive(epsilon):
 
 @pytest.mark.parametrize("noise", [0.0, -0.5, math.nan])
 def test_noise_not_positive(noise):
-    with pytest.raises(ConfigError, match=r"dp.noise_multiplier must be (positive|a finite number), got"):
+    pattern = r"dp.noise_multiplier must be (positive|a finite number), got"
+    with pytest.raises(ConfigError, match=pattern):
         DPSettings(epsilon=None, noise_multiplier=noise)
 
 
 @pytest.mark.parametrize("norm", [0.0, -1.0, math.nan])
 def test_clipping_norm_not_positive(norm):
-    with pytest.raises(ConfigError, match=r"dp.max_grad_norm must be (positive|a finite number), got"):
+    pattern = r"dp.max_grad_norm must be (positive|a finite number), got"
+    with pytest.raises(ConfigError, match=pattern):
         DPSettings(max_grad_norm=norm)
 
 
