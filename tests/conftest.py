@@ -11,6 +11,10 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Tiny test models gain nothing from a second thread, and on a 2-core machine a second thread
+# per process makes concurrent test processes slower. Subprocesses inherit the variable.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(1)
 
 CORPUS = [
     "The customer asked about the order and the agent answered politely.",
