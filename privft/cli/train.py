@@ -94,6 +94,13 @@ def train(
             "every this many steps (0: never)."
         ),
     ] = None,
+    report_to: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Offline experiment tracker to log to: tensorboard, mlflow or wandb (repeat the "
+            "option or separate names with commas); files go under the run folder."
+        ),
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     num_processes: NumProcesses = None,
 ) -> None:
@@ -119,6 +126,9 @@ def train(
         "max_length": max_length,
         "seed": seed,
         "checkpoint_every": checkpoint_every,
+        "report_to": [n.strip() for v in report_to for n in v.split(",") if n.strip()]
+        if report_to
+        else None,
         "eval_every": eval_every,
         "dp": {
             "epsilon": epsilon,

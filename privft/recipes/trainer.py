@@ -43,6 +43,7 @@ from privft.recipes.checkpoint import (
 from privft.recipes.resources import ResourceMonitor
 from privft.recipes.runinfo import RunInfo, read_run_info, write_run_info
 from privft.storage import append_jsonl, atomic_write_text
+from privft.tracking import open_run_tracker, train_values
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class Trainer:
         self.private: PrivateTraining | None = None
         self.job: Job | None = None
         self.rank_records = 0
+        self.tracker = None
 
     # 1. Setup -------------------------------------------------------------------------------
     def _setup(self) -> None:
@@ -236,6 +238,8 @@ class Trainer:
             "tokens_per_s": round(tokens_per_s, 2),
         }
         append_jsonl(self.run_dir / "train_log.jsonl", row)
+        if self.tracker is not None:
+            self.tracker.log(train_values(row), step)
 
     def _state(self, step: int) -> TrainerState:
         history = [list(h) for h in self.private.accountant.history] if self.private else []
@@ -296,6 +300,8 @@ class Trainer:
             save_config(self.config, self.run_dir / "config.yaml")
             write_run_info(self.run_dir, info)
         try:
+            # Only rank 0 opens the trackers the config names (report_to), all offline.
+            self.tracker = open_run_tracker(self.run_dir, self.config, is_main=job.is_main)
             self._setup()
             self.monitor = ResourceMonitor(self.device)
             start = self._resume()
@@ -308,6 +314,9 @@ class Trainer:
             if job.is_main:
                 write_run_info(self.run_dir, info)
             raise
+        finally:
+            if self.tracker is not None:
+                self.tracker.close()
         return info
 
     def _loop(self, start: int) -> None:
