@@ -69,6 +69,21 @@ def evaluate(
     min_k: Annotated[
         float, typer.Option(help="Fraction of lowest-scoring tokens the Min-K% attacks average.")
     ] = 0.2,
+    lm_eval_tasks: Annotated[
+        str | None,
+        typer.Option(
+            help="lm-evaluation-harness tasks to run on the fine-tuned model, comma-separated "
+            "(hellaswag,arc_easy); stored under downstream in results.json. Needs "
+            '`pip install "privft[lm-eval]"` and the task data in the local datasets cache; '
+            "skipped with the reason otherwise."
+        ),
+    ] = None,
+    lm_eval_limit: Annotated[
+        float | None, typer.Option(help="Examples per lm-eval task (below 1: a share).")
+    ] = None,
+    lm_eval_include: Annotated[
+        Path | None, typer.Option(help="Folder of your own lm-eval task YAML files.")
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Evaluate runs, or a model and its base, and write results.json.
@@ -76,8 +91,13 @@ def evaluate(
     Examples: privft eval runs/full runs/dp_lora;
     privft eval --model ft/ --base base/ --data data/cs --out results/ft
     """
+    from privft import downstream
     from privft.evaluation import evaluate_pair, evaluate_run
+    from privft.tracking import log_evaluation
 
+    tasks = downstream.parse_tasks(lm_eval_tasks)
+    limit = int(lm_eval_limit) if lm_eval_limit and lm_eval_limit >= 1 else lm_eval_limit
+    lm_options = {"limit": limit, "include_path": lm_eval_include}
     options = {
         "max_records": max_records,
         "exposure_method": exposure.value,
@@ -95,6 +115,10 @@ def evaluate(
             fail(ValueError(f"{problem}: --model takes --base, --data and --out, no run folders"))
         try:
             results = evaluate_pair(model, base, data, out, max_length=max_length, **options)
+            if tasks:
+                path = Path(out) / "results.json"
+                block = downstream.pair_downstream(model, base, path, tasks, **lm_options)
+                Console(stderr=True).print(downstream.describe(block), highlight=False)
         except EXPECTED_ERRORS as err:
             fail(err)
         _print_measures(Path(out).name, results["measures"])
@@ -104,6 +128,12 @@ def evaluate(
     for run_dir in run_dirs:
         try:
             results = evaluate_run(run_dir, data=data, **options)
+            if tasks:
+                block = downstream.run_downstream(run_dir, tasks, **lm_options)
+                results["downstream"] = block
+                Console(stderr=True).print(downstream.describe(block), highlight=False)
+            # Appends the measures to the trackers the run trained with, if any.
+            log_evaluation(run_dir, results)
         except EXPECTED_ERRORS as err:
             fail(err)
         _print_measures(run_dir.name, results["measures"])
