@@ -1,13 +1,13 @@
 """Training with several processes: world size check, rank roles and the collectives privft uses.
 
-privft runs every recipe data-parallel: each process (rank) holds the whole model and works on
-its share of every logical batch. Launch with ``accelerate launch --multi_gpu --num_processes N
--m privft train ...`` (also on machines without GPUs), ``torchrun``, or ``python -m
-privft.launch``. Only rank 0 (the main process) writes files.
+privft runs every recipe data-parallel: each process (rank) has a full copy of the model and
+works on its share of every logical batch. Launch with ``accelerate launch --multi_gpu
+--num_processes N -m privft train ...`` (also on machines without GPUs), ``torchrun``, or
+``python -m privft.launch``. Only rank 0 (the main process) writes files.
 
 Set ``PRIVFT_EXPECTED_WORLD_SIZE`` (``privft train --num-processes N`` and ``privft.launch`` do)
 to make every rank fail at once when the launcher started a different number of processes than
-asked for, for example ``accelerate launch --cpu``, which silently runs one.
+expected, for example ``accelerate launch --cpu``, which silently runs one.
 """
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ import torch.distributed as dist
 from accelerate import Accelerator
 from accelerate.utils import DistributedType
 
+from privft.launch import EXPECTED_WORLD_SIZE_ENV
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-EXPECTED_WORLD_SIZE_ENV = "PRIVFT_EXPECTED_WORLD_SIZE"
-
-# accelerate's launch types in which every rank holds the whole model.
+# accelerate's launch types in which every rank has a full copy of the model.
 DATA_PARALLEL_TYPES = frozenset(
     t for t in DistributedType if t is DistributedType.NO or t.value.startswith("MULTI_")
 )
@@ -42,7 +42,7 @@ class LaunchError(RuntimeError):
 
 
 def expected_world_size(environ: dict[str, str] | None = None) -> int | None:
-    """Return the world size asked for in ``PRIVFT_EXPECTED_WORLD_SIZE``, or None if unset."""
+    """Return the world size that ``PRIVFT_EXPECTED_WORLD_SIZE`` requests, or None if unset."""
     value = (os.environ if environ is None else environ).get(EXPECTED_WORLD_SIZE_ENV, "").strip()
     if not value:
         return None
@@ -60,7 +60,7 @@ def check_world_size(actual: int, expected: int | None) -> None:
     if expected is None or actual == expected:
         return
     raise LaunchError(
-        f"privft was asked for {expected} processes ({EXPECTED_WORLD_SIZE_ENV}) but the launcher "
+        f"privft expected {expected} processes ({EXPECTED_WORLD_SIZE_ENV}) but the launcher "
         f"started {actual}. `accelerate launch --cpu` runs one process whatever --num_processes "
         "says; use `accelerate launch --multi_gpu --num_processes N -m privft train ...` (it also "
         "works without GPUs), `torchrun --nproc_per_node N -m privft train ...`, or "
@@ -69,7 +69,7 @@ def check_world_size(actual: int, expected: int | None) -> None:
 
 
 def check_launch_type(distributed_type: DistributedType) -> None:
-    """Refuse launches that shard the model (FSDP, DeepSpeed, Megatron-LM) or use XLA."""
+    """Reject launches that shard the model (FSDP, DeepSpeed, Megatron-LM) or use XLA."""
     if distributed_type in DATA_PARALLEL_TYPES:
         return
     raise LaunchError(
@@ -119,7 +119,7 @@ class Job:
             dist.barrier()
 
     def sum(self, values: list[float]) -> list[float]:
-        """Element-wise sum of ``values`` over ranks (float64)."""
+        """Return the element-wise sum of ``values`` over ranks (float64)."""
         if not self.distributed:
             return list(values)
         tensor = torch.tensor(values, dtype=torch.float64, device=self.device)
@@ -134,7 +134,7 @@ class Job:
         return float(tensor.item())
 
     def broadcast(self, value: Any) -> Any:
-        """Rank 0's ``value`` on every rank (any picklable object)."""
+        """Return rank 0's ``value`` on every rank (any picklable object)."""
         if not self.distributed:
             return value
         box = [value]
@@ -157,7 +157,7 @@ class Job:
         return value
 
     def gather(self, value: Any) -> list[Any]:
-        """Every rank's ``value``, in rank order, on every rank."""
+        """Return every rank's ``value``, in rank order, on every rank."""
         if not self.distributed:
             return [value]
         values: list[Any] = [None] * self.world_size
@@ -169,7 +169,7 @@ _exit_hook = {"registered": False, "clean": True}
 
 
 def start_job() -> Job:
-    """Join the job the launcher started (or a one-process job) and check it is the one asked for.
+    """Join the job the launcher started (or a one-process job) and check it is the expected one.
 
     Raises LaunchError on every rank when the world size differs from
     ``PRIVFT_EXPECTED_WORLD_SIZE`` or the launch shards the model.
@@ -213,14 +213,14 @@ def _close_at_exit() -> None:
 
 
 def is_main_process() -> bool:
-    """True on rank 0, and in a process that is not part of a multi-process job."""
+    """Return True on rank 0, and in a process that is not part of a multi-process job."""
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank() == 0
     return int(os.environ.get("RANK", "0")) == 0
 
 
 def parameter_digest(model: torch.nn.Module) -> str:
-    """SHA-256 of the names and exact bytes of the trainable parameters, to compare ranks."""
+    """Return the SHA-256 of the trainable parameters' names and exact bytes, to compare ranks."""
     digest = hashlib.sha256()
     for name, param in model.named_parameters():
         if param.requires_grad:

@@ -6,7 +6,7 @@ runs ``accelerate launch --multi_gpu --num_processes 2 ... -m privft train ...``
 ``PRIVFT_EXPECTED_WORLD_SIZE=2``, so that every rank stops at once if accelerate started another
 number of processes. ``--multi_gpu`` also starts several processes on a machine without GPUs
 (gloo on the CPU), where ``--cpu`` would silently start one. On one machine the rendezvous is
-127.0.0.1 on a free port; across machines give ``--main-process-ip`` and ``--main-process-port``
+127.0.0.1 on a free port. Across machines, give ``--main-process-ip`` and ``--main-process-port``
 and run the same command on every machine with its ``--machine-rank``.
 """
 
@@ -18,11 +18,12 @@ import socket
 import subprocess
 import sys
 
-from privft.distributed import EXPECTED_WORLD_SIZE_ENV
+# Defined here rather than in privft.distributed so that the launcher starts without torch.
+EXPECTED_WORLD_SIZE_ENV = "PRIVFT_EXPECTED_WORLD_SIZE"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free on ``host`` a moment ago, for a one-machine rendezvous."""
+    """Return a TCP port that was free on ``host`` a moment ago, for a one-machine rendezvous."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
@@ -61,7 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def build_command(args: argparse.Namespace) -> list[str]:
-    """The ``accelerate launch`` command line for ``args``."""
+    """Return the ``accelerate launch`` command line for ``args``."""
     command = [sys.executable, "-m", "accelerate.commands.launch"]
     if args.config_file:
         command += ["--config_file", args.config_file]

@@ -5,7 +5,7 @@ derives the sample rate as 1 / len(data_loader) and so drifts from batch_size / 
 not a multiple of the batch size. Here the sampler, the optimizer's expected batch size and the
 accountant all receive the one sample rate of the ``PrivacyPlan``.
 
-With several processes each rank clips its own share of the logical batch; the clipped sums are
+With several processes each rank clips its own share of the logical batch. The clipped sums are
 added across ranks and the Gaussian noise is drawn once for the whole job, on rank 0, so the
 released update and the accountant's view are those of one process running the whole batch.
 """
@@ -288,8 +288,8 @@ def make_private_training(
         optimizer,
         noise_multiplier=plan.noise_multiplier,
         max_grad_norm=plan.max_grad_norm,
-        # The update divides by q * N, never by the realised Poisson batch size; with several
-        # ranks q * N is the whole job's expected batch, as the ranks' sums are added.
+        # The update divides by q * N, never by the realised Poisson batch size. With several
+        # ranks q * N is the whole job's expected batch, because the ranks' sums are added.
         expected_batch_size=plan.expected_batch_size,
         loss_reduction="mean",
         # On the parameters' device: torch draws CUDA noise only from a CUDA generator.

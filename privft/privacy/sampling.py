@@ -52,7 +52,7 @@ class ShuffledBatchSampler:
 
 
 def rank_share(indices: list[int], *, rank: int, world_size: int) -> list[int]:
-    """The records of one logical batch that rank ``rank`` of ``world_size`` processes.
+    """Return the records of one logical batch that rank ``rank`` of ``world_size`` processes.
 
     Every rank evaluates the same seeded draw of the step and keeps every ``world_size``-th
     record of it, starting at its rank. The shares are disjoint, their union is the draw itself

@@ -6,7 +6,7 @@ batches from a seeded sampler, memory-bounded physical chunks, one optimizer ste
 batch, a JSONL log, resumable checkpoints, and the final checkpoint and run info.
 
 With several processes (``accelerate launch``, see privft.distributed) every rank draws the same
-logical batch and trains on its own share of it, and the ranks' gradients are combined once per
+logical batch and trains on its own share of it. The ranks' gradients are combined once per
 logical batch, so the update is the one a single process would make on the whole batch. Only rank
 0 writes files.
 """
@@ -142,8 +142,8 @@ class Trainer:
 
     # 2. One logical step ----------------------------------------------------------------------
     def _train_step(self, step: int) -> StepOutput:
-        # Every rank draws the whole logical batch (the same seeded draw) and keeps its share;
-        # under DP the shares' union is the Poisson sample at rate q of a one-process run.
+        # Every rank draws the whole logical batch (the same seeded draw) and keeps its share.
+        # Under DP the shares' union is the Poisson sample at rate q of a one-process run.
         drawn = self.sampler.indices(step)
         job = self.job
         indices = rank_share(drawn, rank=job.rank, world_size=job.world_size)
@@ -172,8 +172,8 @@ class Trainer:
                     self.optimizer.step()
                     self.optimizer.zero_grad(set_to_none=True)
                 else:
-                    # DistributedDataParallel averages over ranks; times world_size, the result
-                    # is the gradient of the mean loss of the whole logical batch.
+                    # DistributedDataParallel averages over ranks. Scaled by world_size, the
+                    # result is the gradient of the whole logical batch's mean loss.
                     self.accelerator.backward(losses.sum() * job.world_size / len(drawn))
                     self.monitor.sample()
         for number in range(fillers):
@@ -182,9 +182,8 @@ class Trainer:
                 # Weight zero: the filler adds nothing to the gradients or the loss.
                 self.accelerator.backward(losses.sum() * 0.0)
         if self.private is not None and not chunks:
-            # An empty Poisson draw, or an empty share of it on this rank, still takes the step:
-            # this rank adds nothing to the clipped sum, the noise is still drawn once (rank 0)
-            # and the accountant counts the step.
+            # An empty draw, or an empty share on this rank, still takes the step: the noise is
+            # drawn once (on rank 0) and the accountant counts the step.
             self.private.empty_step()
         if self.private is None:
             self.optimizer.step()
@@ -208,8 +207,8 @@ class Trainer:
         """Chunks of weight zero this rank adds so that every rank runs as many chunks.
 
         DistributedDataParallel communicates in every forward and synchronized backward, so the
-        ranks of a non-private run must run the same number of chunks; rank 0 holds the largest
-        share. The DP recipes communicate once per logical step and need none.
+        ranks of a non-private run must run the same number of chunks. Rank 0 has the largest
+        share. The DP recipes communicate once per logical step and need no fillers.
         """
         if self.private is not None or not self.job.distributed:
             return 0
@@ -286,7 +285,7 @@ class Trainer:
 
     # 4. The loop ------------------------------------------------------------------------------
     def fit(self) -> RunInfo:
-        # Fails on every rank when the launcher started another number of processes than asked.
+        # Fails on every rank when the launcher started another number of processes than expected.
         self.job = job = start_job()
         if job.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -361,17 +360,19 @@ class Trainer:
         job = self.job
         ranks = self._check_ranks_agree() if job.distributed else None
         state = self._state(self.total_steps)
-        # The largest peak of any rank: each holds a whole model.
+        # The largest peak of any rank: each has a full copy of the model.
         peak_memory_mb = job.max(state.peak_memory_mb)
         if not job.is_main:
             # Leave with rank 0's finished run info, once rank 0 has written everything.
             vars(info).update(vars(job.broadcast(None)))
             return
+
         self._save_final_model()
         if self.private is not None:
             write_privacy_ledger(self.run_dir, self.private, approximate=False)
         if ranks is not None:
             info.environment["distributed"] = {**job.describe(), "ranks": ranks}
+
         info.complete(
             steps=self.total_steps,
             train_time_s=state.elapsed_s,
@@ -385,12 +386,13 @@ class Trainer:
             device=str(self.device),
             world_size=job.world_size,
         )
+
         write_run_info(self.run_dir, info)
         shutil.rmtree(self.run_dir / "state", ignore_errors=True)
         job.broadcast(info)
 
     def _check_ranks_agree(self) -> list[dict]:
-        """Gather each rank's parameter digest, epsilon and record count; raise if they differ."""
+        """Gather the ranks' parameter digests, epsilons and record counts, and check they agree."""
         mine = {
             "rank": self.job.rank,
             "parameter_sha256": parameter_digest(self.model),
@@ -400,13 +402,13 @@ class Trainer:
         ranks = self.job.gather(mine)
         if len({r["parameter_sha256"] for r in ranks}) != 1:
             raise RuntimeError(
-                "the ranks ended with different trainable parameters; the gradients were not "
+                "the ranks ended with different trainable parameters, so the gradients were not "
                 "combined the same way on every rank. Report this with the launch command"
             )
         if len({r["epsilon"] for r in ranks}) != 1:
             raise RuntimeError(
-                f"the ranks' accountants disagree (epsilons {[r['epsilon'] for r in ranks]}); "
-                "every rank must step its accountant once per logical step at the same rate"
+                f"the ranks' accountants disagree (epsilons {[r['epsilon'] for r in ranks]}). "
+                "Every rank must step its accountant once per logical step at the same rate"
             )
         return ranks
 

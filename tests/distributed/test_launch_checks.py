@@ -63,7 +63,7 @@ def expect_two(monkeypatch, tmp_path) -> TrainConfig:
 
 
 def test_one_process_run_fails_when_two_expected(monkeypatch, tmp_path):
-    with pytest.raises(LaunchError, match="asked for 2 processes"):
+    with pytest.raises(LaunchError, match="expected 2 processes"):
         train(expect_two(monkeypatch, tmp_path), show_progress=False)
 
 
