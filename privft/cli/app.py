@@ -38,9 +38,9 @@ def main(
 
 
 def _register() -> None:
-    from privft.cli import data, demo, evaluate, frontier, report, sweep, train
+    from privft.cli import data, demo, evaluate, export, frontier, models, report, sweep, train
 
-    for module in (data, train, evaluate, frontier, report, sweep, demo):
+    for module in (data, train, evaluate, frontier, report, sweep, demo, models, export):
         module.register(app)
 
 
