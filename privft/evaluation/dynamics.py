@@ -1,10 +1,10 @@
 """Privacy dynamics: cheap measures recorded during training into ``<run>/dynamics.jsonl``.
 
 With ``eval_every`` N > 0 the trainer records one row before the first step (step 0, when the
-run starts fresh), every N steps and after the last step. Each row holds the memorization NLL
-gaps of the first ``DYNAMICS_MAX_RECORDS`` training and test records (the base model is scored
-once, when the recorder starts) and the mean canary log-perplexity per repetition count, so a
-run's privacy trajectory can be plotted against its steps.
+run starts fresh), every N steps and after the last step. Each row contains the memorization
+NLL gaps of the first ``DYNAMICS_MAX_RECORDS`` training and test records and the mean canary
+log-perplexity per repetition count, so a run's privacy trajectory can be plotted against its
+steps. The base model is scored once, when the recorder starts.
 
 A measurement leaves training exactly as it was: it runs under ``torch.no_grad()`` in eval
 mode, restores train mode, pauses opacus's per-sample hooks, and forks the random number
@@ -60,12 +60,12 @@ def _truncate(path: Path, step: int) -> None:
     """Keep only the rows up to ``step`` (a resumed run rewrites the rest)."""
     if not path.exists():
         return
-    kept = [
+    remaining = [
         line
         for line in path.read_text(encoding="utf-8").splitlines()
         if line.strip() and json.loads(line)["step"] <= step
     ]
-    atomic_write_text(path, "".join(line + "\n" for line in kept))
+    atomic_write_text(path, "".join(line + "\n" for line in remaining))
 
 
 class DynamicsRecorder:
@@ -107,7 +107,7 @@ class DynamicsRecorder:
         )
 
     def _canary_log_perplexity(self) -> dict[str, float]:
-        """Mean log-perplexity (nats) of the canary secrets, per repetition count."""
+        """Compute the mean log-perplexity (nats) of the canary secrets per repetition count."""
         by_prefix: dict[str, list] = {}
         for canary in self.canaries:
             by_prefix.setdefault(canary.prefix, []).append(canary)

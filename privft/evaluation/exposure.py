@@ -73,7 +73,9 @@ class ExposureResult:
 
 
 def _log_softmax_at(logits: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
-    return torch.log_softmax(logits.float(), dim=-1)[..., token_ids]
+    """Log-softmax of ``logits`` at ``token_ids`` only; cheaper than the full log-softmax."""
+    logits = logits.float()
+    return logits[..., token_ids] - torch.logsumexp(logits, dim=-1, keepdim=True)
 
 
 def _expand_cache(cache: DynamicCache, batch: int, config) -> DynamicCache:
