@@ -48,5 +48,40 @@ def synth(
     )
 
 
+class TagEngine(str, Enum):
+    builtin = "builtin"
+    presidio = "presidio"
+
+
+@data_app.command("tag")
+def tag(
+    source: Annotated[
+        Path, typer.Argument(help="JSONL records to tag.", exists=True, dir_okay=False)
+    ],
+    out: Annotated[Path, typer.Option(help="JSONL file to write the tagged records to.")],
+    engine: Annotated[
+        TagEngine,
+        typer.Option(
+            help="builtin: patterns (email, phone, card, account, date, postal code); presidio: "
+            'Presidio\'s recognizers on a blank spaCy pipeline (pip install "privft[presidio]").'
+        ),
+    ] = TagEngine.builtin,
+) -> None:
+    """Add PII spans to records that lack them; spans already present are kept.
+
+    Example: privft data tag raw/train.jsonl --out data/mine/train.jsonl
+    """
+    from privft.data.tagging import tag_file
+
+    if out.resolve() == source.resolve():
+        fail(ValueError(f"--out {out} is the input file; write the tagged records elsewhere"))
+    try:
+        count, added = tag_file(source, out, engine=engine.value)
+    except (ValueError, OSError) as err:
+        fail(err)
+    found = ", ".join(f"{label} {n}" for label, n in sorted(added.items())) or "none"
+    console.print(f"tagged {count} records into {out}; spans added: {found}", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(data_app, name="data")
