@@ -24,11 +24,13 @@ from privft.models import ModelLoadError, load_model, load_tokenizer, resolve_mo
 from privft.privacy.ledger import read_privacy_ledger
 from privft.progress import ProgressBar
 from privft.recipes.runinfo import hardware, package_versions, read_run_info
+from privft.schemas import RESULTS_SCHEMA_VERSION
 from privft.storage import atomic_write_json
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+# The version of privft/schemas/results.schema.json that results.json follows, read from it.
+SCHEMA_VERSION = RESULTS_SCHEMA_VERSION
 
 
 def load_finetuned(run_dir: Path, base_model: str) -> torch.nn.Module:
