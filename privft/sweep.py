@@ -43,8 +43,9 @@ logger = logging.getLogger(__name__)
 
 TOP_KEYS = ("name", "out", "base", "grid", "datasets", "eval", "resources")
 GRID_AXES = ("recipe", "epsilon", "lora_r", "learning_rate", "seed")
-EVAL_KEYS = ("max_records", "exposure", "exposure_samples")
-EXPOSURE_METHODS = ("auto", "exact", "sampled")
+EVAL_KEYS = ("max_records", "exposure", "exposure_samples", "extraction_records", "min_k")
+# The same as privft.evaluation.exposure.EXPOSURE_METHODS (a test checks), without importing torch.
+EXPOSURE_METHODS = ("auto", "exact", "sampled", "skewnorm")
 RESOURCE_KEYS = ("num_cpus", "num_gpus", "max_retries")
 SYNTH_KEYS = ("synth", "n_train", "n_test", "seed")
 SYNTH_DOMAINS = ("customer_support", "biographies")
@@ -68,11 +69,13 @@ class DatasetSpec:
 
 @dataclass(frozen=True)
 class EvalSettings:
-    """Options passed to ``privft eval`` for every run."""
+    """Options passed to ``privft eval`` for every run; None keeps the evaluator's default."""
 
     max_records: int | None = None
     exposure: str = "auto"
     exposure_samples: int = 5000
+    extraction_records: int | None = None
+    min_k: float | None = None
 
 
 @dataclass(frozen=True)
@@ -387,6 +390,16 @@ def _parse_eval(values: dict[str, Any], problems: list[str]) -> EvalSettings:
     samples = settings.exposure_samples
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         problems.append(f"eval.exposure_samples must be a positive integer, got {samples!r}")
+    tried = settings.extraction_records
+    if tried is not None and (isinstance(tried, bool) or not isinstance(tried, int) or tried < 0):
+        problems.append(f"eval.extraction_records must be an integer >= 0 or null, got {tried!r}")
+    fraction = settings.min_k
+    if fraction is not None and (
+        isinstance(fraction, bool)
+        or not isinstance(fraction, (int, float))
+        or not 0 < fraction <= 1
+    ):
+        problems.append(f"eval.min_k must be a fraction in (0, 1] or null, got {fraction!r}")
     return settings
 
 
@@ -596,6 +609,11 @@ def run_one(run: PlannedRun, settings: EvalSettings, *, show_progress: bool = Fa
     run_dir = Path(run.run_dir)
     if (run_dir / "results.json").exists():
         return RunOutcome(run.name, run.run_dir, "skipped")
+    options = {}
+    if settings.extraction_records is not None:
+        options["extraction_records"] = settings.extraction_records
+    if settings.min_k is not None:
+        options["min_k"] = settings.min_k
     started = time.perf_counter()
     try:
         train(run.config, show_progress=show_progress)
@@ -605,6 +623,7 @@ def run_one(run: PlannedRun, settings: EvalSettings, *, show_progress: bool = Fa
             exposure_method=settings.exposure,
             exposure_samples=settings.exposure_samples,
             show_progress=show_progress,
+            **options,
         )
     except Exception as err:  # noqa: BLE001 - one failed run must not stop the sweep
         logger.error("run %s failed: %s: %s", run.name, type(err).__name__, err)
@@ -781,6 +800,10 @@ def shell_commands(sweep: Sweep, runs: list[PlannedRun] | None = None) -> list[s
         evaluate += f" --exposure-samples {sweep.eval.exposure_samples}"
         if sweep.eval.max_records is not None:
             evaluate += f" --max-records {sweep.eval.max_records}"
+        if sweep.eval.extraction_records is not None:
+            evaluate += f" --extraction-records {sweep.eval.extraction_records}"
+        if sweep.eval.min_k is not None:
+            evaluate += f" --min-k {sweep.eval.min_k}"
         steps.append(evaluate + " --no-progress")
         work = " && ".join(steps)
         lines.append(f"cd {cwd} && {{ test -f {q(run.run_dir)}/results.json || {{ {work}; }}; }}")

@@ -121,6 +121,8 @@ def test_select_no_match_names_example():
         ({"datasets": {"x": {"path": "a", "synth": "biographies"}}}, "exactly one of 'path'"),
         ({"datasets": {"x y": {"path": "a"}}}, "dataset name 'x y' must use only"),
         ({"eval": {"exposure": "guess"}}, "eval.exposure 'guess' is unknown"),
+        ({"eval": {"extraction_records": -1}}, "eval.extraction_records must be an integer >= 0"),
+        ({"eval": {"min_k": 2}}, r"eval.min_k must be a fraction in \(0, 1\] or null, got 2"),
         ({"resources": {"num_cpus": -2}}, "resources.num_cpus must be a number >= 0, got -2"),
         ({"out": None}, "missing 'out'"),
         ({"extra": 1}, "unknown key 'extra'"),
@@ -150,6 +152,11 @@ def test_example_sweeps_parse():
     assert len(study.runs) == 2 * (1 + 1 + 3 + 3) * 3
 
 
+def test_study_subset_parses():
+    subset = load_sweep(ROOT / "benchmarks" / "tradeoff_study" / "sweep.yaml")
+    assert len(subset.runs) == (1 + 1 + 3 + 3) * 3
+
+
 def test_out_option_overrides(tmp_path):
     sweep = load_sweep(ROOT / "recipes" / "sweeps" / "tiny.yaml", out=tmp_path)
     assert all(run.run_dir.startswith(str(tmp_path)) for run in sweep.runs)
@@ -162,7 +169,7 @@ def test_conflicting_run_folder_rejected(tmp_path):
     changed.epochs = 5
     Path(run.run_dir).mkdir(parents=True)
     (Path(run.run_dir) / "config.yaml").write_text(yaml.safe_dump(changed.to_dict()))
-    with pytest.raises(SweepError, match="epochs 5 vs 1"):
+    with pytest.raises(SweepError, match=r"epochs 5(\.0)? vs 1(\.0)?"):
         check_run_folders(sweep.runs)
 
 
@@ -202,6 +209,19 @@ def test_command_steps(tmp_path):
     assert "privft data synth --domain biographies" in line
     assert f"privft train --config {tmp_path}/configs/{run.name}.yaml" in line
     assert f"privft eval {run.run_dir} --exposure auto" in line
+
+
+def test_command_eval_options(tmp_path):
+    sweep = sweep_of(out=str(tmp_path), eval={"extraction_records": 0, "min_k": 0.1})
+    line = shell_commands(sweep)[0]
+    assert "--extraction-records 0 --min-k 0.1 --no-progress" in line
+
+
+def test_exposure_methods_match_evaluator():
+    from privft.evaluation.exposure import EXPOSURE_METHODS as EVALUATOR_METHODS
+    from privft.sweep import EXPOSURE_METHODS
+
+    assert set(EXPOSURE_METHODS) == set(EVALUATOR_METHODS)
 
 
 def test_command_is_valid_shell(tmp_path):
