@@ -1,12 +1,20 @@
 """Extraction by greedy decoding, and the recitation / reconstruction / recollection taxonomy.
 
-Extraction: for each sensitive span of a record, the model is given the record's tokens before
-the first token that overlaps the span (after the start token, as in training) and decodes
-greedily. The span counts as *extracted* when the decoded text, leading whitespace aside, starts
-with the text from that first token's start to the span's end (also without leading
-whitespace). Canary secrets are prompted with their template prefix the same way. Training and
-test spans are both tried: test spans are never seen in training, so their extraction rate is
-what the model reaches by guessing.
+Extraction: for each sensitive span of a record, the prompt is the start token (as in training)
+followed by the record's tokens before the first token that overlaps the span. The target is
+the tokens from there to the last token that overlaps the span. The span is *extracted* when
+greedy decoding from the prompt reproduces the target tokens exactly. Canary secrets are
+prompted with their template prefix the same way. Training and test spans are both tried: test
+spans are never seen in training, so their extraction rate is what the model reaches by
+guessing.
+
+Greedy decoding reproduces the target exactly if and only if, at every target position, the
+target token has the highest logit given the true tokens before it: as long as it matches, the
+decoded prefix is the true prefix. So the default method, ``teacher_forced``, reads the answer
+off one teacher-forced pass per record, which serves all of the record's spans at once. The
+``generate`` method decodes each prompt (batched, left-padded, with a key-value cache) and
+compares; both agree except when two logits tie exactly at the maximum, where teacher forcing
+counts the target as reproduced.
 
 Memorized: a training span (or inserted canary secret) that the fine-tuned model extracts.
 Following Prashanth et al., "Recite, Reconstruct, Recollect: Memorization in LMs as a
@@ -27,30 +35,45 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedTokenizerBase as Tokenizer
 
-from privft.data.encoding import start_token_id
+from privft.data.encoding import EncodedRecord, start_token_id
 from privft.data.labels import placed_ranges, span_tokens
 from privft.data.records import Canary, Record, Span
+from privft.evaluation.scoring import score_records
 
 MAX_RECORDS_PER_SPLIT = 100
 RECITATION_MIN_COPIES = 2
-# Tokens decoded beyond the target's own length, so a target that the model spells with more
-# (shorter) tokens than the reference tokenization can still match.
-EXTRA_TOKENS = 2
 CATEGORIES = ("recitation", "reconstruction", "recollection")
+METHODS = ("teacher_forced", "generate")
 
 
 @dataclass
 class ExtractionTarget:
-    """One span to extract: the prompt tokens and the text the continuation must start with."""
+    """One span to extract: the prompt tokens and the target tokens greedy decoding must give."""
 
     source_id: str  # record id, or canary id for canary secrets
     split: str  # "train", "test" or "canaries"
     kind: str  # the span's PII label ("SECRET" for canaries)
-    prompt_ids: list[int]
-    target_text: str
-    new_tokens: int
+    prompt_ids: list[int]  # start token, then the record's tokens before the span's first token
+    target_ids: list[int]  # the tokens that overlap the span
     value: str  # the span's own text, for counting its copies in the training data
     repetitions: int | None = None  # canaries only
+    sequence: int = 0  # index of the record's token sequence in its ExtractionSet
+
+
+@dataclass
+class ExtractionSet:
+    """Targets and the token sequences (start token + record tokens) they were cut from."""
+
+    targets: list[ExtractionTarget]
+    sequences: list[list[int]]
+
+    def __add__(self, other: ExtractionSet) -> ExtractionSet:
+        shift = len(self.sequences)
+        moved = [
+            ExtractionTarget(**{**vars(target), "sequence": target.sequence + shift})
+            for target in other.targets
+        ]
+        return ExtractionSet(self.targets + moved, self.sequences + other.sequences)
 
 
 def record_targets(
@@ -60,15 +83,15 @@ def record_targets(
     *,
     max_length: int,
     repetitions: dict[str, int] | None = None,
-) -> list[ExtractionTarget]:
+) -> ExtractionSet:
     """Build one target per span of each record whose prompt and target fit in ``max_length``."""
     if not records:
-        return []
+        return ExtractionSet([], [])
     start_id = start_token_id(tokenizer)
     encodings = tokenizer(
         [r.text for r in records], add_special_tokens=False, return_offsets_mapping=True
     )
-    targets = []
+    targets, sequences = [], []
     for record, ids, offsets in zip(
         records, encodings["input_ids"], encodings["offset_mapping"], strict=True
     ):
@@ -78,33 +101,32 @@ def record_targets(
             tokens=tokenizer.convert_ids_to_tokens(ids),
             record_id=record.id,
         )
+        sequence = [start_id, *ids][:max_length]
         for span in record.spans:
             hit = span_tokens(ranges, span)
-            if hit is None:
+            # Token i of the record is position i + 1 of the sequence, after the start token.
+            if hit is None or hit[1] + 2 > len(sequence):
                 continue
             first, last = hit
-            target_text = record.text[ranges[first][0] : span.end].lstrip()
-            length = last - first + 1
-            if not target_text or 1 + first + length > max_length:
-                continue
             targets.append(
                 ExtractionTarget(
                     source_id=record.id,
                     split=split,
                     kind=span.label,
-                    prompt_ids=[start_id, *ids[:first]],
-                    target_text=target_text,
-                    new_tokens=length + EXTRA_TOKENS,
+                    prompt_ids=sequence[: first + 1],
+                    target_ids=sequence[first + 1 : last + 2],
                     value=record.text[span.start : span.end],
                     repetitions=(repetitions or {}).get(record.id),
+                    sequence=len(sequences),
                 )
             )
-    return targets
+        sequences.append(sequence)
+    return ExtractionSet(targets, sequences)
 
 
 def canary_targets(
     canaries: Sequence[Canary], tokenizer: Tokenizer, *, max_length: int
-) -> list[ExtractionTarget]:
+) -> ExtractionSet:
     """Build one target per canary secret, prompted with the canary's template prefix."""
     records = [
         Record(c.id, c.text, [Span(len(c.prefix), len(c.prefix) + len(c.secret), "SECRET")])
@@ -173,42 +195,57 @@ def greedy_decode(
     return outputs
 
 
-def extracted(
-    targets: Sequence[ExtractionTarget],
-    continuations: Sequence[list[int]],
-    tokenizer: Tokenizer,
+def teacher_forced_hits(
+    model: torch.nn.Module, tokenizer: Tokenizer, extraction: ExtractionSet, *, batch_size: int
 ) -> list[bool]:
-    """Check whether each continuation reproduces its target text exactly.
-
-    Leading whitespace of both is ignored.
-    """
+    """Check each target through one teacher-forced pass per sequence (see the module doc)."""
+    encoded = [
+        EncodedRecord(str(index), sequence, [None] * len(sequence))
+        for index, sequence in enumerate(extraction.sequences)
+    ]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    scores = score_records(
+        model, encoded, pad_token_id=pad, batch_size=batch_size, distribution=False
+    )
     hits = []
-    for target, continuation in zip(targets, continuations, strict=True):
-        prompt = target.prompt_ids[1:]
-        before = tokenizer.decode(prompt)
-        text = tokenizer.decode(prompt + continuation)
-        decoded = text[len(before) :] if text.startswith(before) else tokenizer.decode(continuation)
-        hits.append(decoded.lstrip().startswith(target.target_text))
+    for target in extraction.targets:
+        # correct[j] is whether sequence token j + 1 had the highest logit.
+        first = len(target.prompt_ids) - 1
+        correct = scores[target.sequence].correct[first : first + len(target.target_ids)]
+        hits.append(bool(correct.all()))
     return hits
+
+
+def generated_hits(
+    model: torch.nn.Module, tokenizer: Tokenizer, extraction: ExtractionSet, *, batch_size: int
+) -> list[bool]:
+    """Check each target by greedy decoding from its prompt."""
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    targets = extraction.targets
+    continuations = greedy_decode(
+        model,
+        [t.prompt_ids for t in targets],
+        [len(t.target_ids) for t in targets],
+        pad_token_id=pad,
+        batch_size=batch_size,
+    )
+    return [c == t.target_ids for c, t in zip(continuations, targets, strict=True)]
 
 
 def run_extraction(
     model: torch.nn.Module,
     tokenizer: Tokenizer,
-    targets: Sequence[ExtractionTarget],
+    extraction: ExtractionSet,
     *,
+    method: str = "teacher_forced",
     batch_size: int = 32,
 ) -> list[bool]:
-    """Greedy-decode every target and return which were extracted."""
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    continuations = greedy_decode(
-        model,
-        [t.prompt_ids for t in targets],
-        [t.new_tokens for t in targets],
-        pad_token_id=pad,
-        batch_size=batch_size,
-    )
-    return extracted(targets, continuations, tokenizer)
+    """Return, for each target, whether greedy decoding reproduces it."""
+    if method not in METHODS:
+        raise ValueError(f"extraction method {method!r} is unknown; valid: {', '.join(METHODS)}")
+    if method == "generate":
+        return generated_hits(model, tokenizer, extraction, batch_size=batch_size)
+    return teacher_forced_hits(model, tokenizer, extraction, batch_size=batch_size)
 
 
 def _share(hits: Sequence[bool]) -> dict:
@@ -301,6 +338,7 @@ def extraction_report(
     train_texts: Sequence[str] = (),
     max_records: int = MAX_RECORDS_PER_SPLIT,
     max_length: int = 512,
+    method: str = "teacher_forced",
     batch_size: int = 32,
 ) -> dict:
     """Measure both models' extraction rates and classify the fine-tuned model's memorization.
@@ -310,18 +348,21 @@ def extraction_report(
     """
     if max_records < 1:
         raise ValueError(f"invalid max_records {max_records}: extraction needs at least 1")
-    targets = [
-        *record_targets(train[:max_records], tokenizer, "train", max_length=max_length),
-        *record_targets(test[:max_records], tokenizer, "test", max_length=max_length),
-        *canary_targets(canaries, tokenizer, max_length=max_length),
-    ]
-    finetuned_hits = run_extraction(finetuned, tokenizer, targets, batch_size=batch_size)
+    extraction = (
+        record_targets(train[:max_records], tokenizer, "train", max_length=max_length)
+        + record_targets(test[:max_records], tokenizer, "test", max_length=max_length)
+        + canary_targets(canaries, tokenizer, max_length=max_length)
+    )
+    targets = extraction.targets
+    options = {"method": method, "batch_size": batch_size}
+    finetuned_hits = run_extraction(finetuned, tokenizer, extraction, **options)
     report: dict = {
         "max_records_per_split": max_records,
+        "method": method,
         "finetuned": summarize(targets, finetuned_hits),
     }
     if base is not None:
-        base_hits = run_extraction(base, tokenizer, targets, batch_size=batch_size)
+        base_hits = run_extraction(base, tokenizer, extraction, **options)
         report["base"] = summarize(targets, base_hits)
         report["taxonomy"] = taxonomy(targets, finetuned_hits, base_hits, train_texts)
     return report

@@ -10,6 +10,7 @@ from privft.evaluation.extraction import (
     extraction_report,
     greedy_decode,
     record_targets,
+    run_extraction,
     summarize,
     taxonomy,
 )
@@ -55,28 +56,45 @@ def test_batched_greedy_matches_reference(tiny_model_dir, tokenizer, arch):
 
 
 def test_prompt_stops_before_span(tokenizer):
-    targets = record_targets([Record("r", TEXT, SPANS)], tokenizer, "train", max_length=128)
-    person = targets[0]
+    extraction = record_targets([Record("r", TEXT, SPANS)], tokenizer, "train", max_length=128)
+    person = extraction.targets[0]
     assert tokenizer.decode(person.prompt_ids[1:]).rstrip() == TEXT[:18]
-    assert person.target_text == "Dana Whitfield"
+    assert tokenizer.decode(person.target_ids).strip() == "Dana Whitfield"
     assert person.kind == "PERSON"
     assert person.value == "Dana Whitfield"
 
 
+def test_target_cut_from_sequence(tokenizer):
+    extraction = record_targets([Record("r", TEXT, SPANS)], tokenizer, "train", max_length=128)
+    sequence = extraction.sequences[0]
+    for target in extraction.targets:
+        assert sequence[: len(target.prompt_ids)] == target.prompt_ids
+        end = len(target.prompt_ids) + len(target.target_ids)
+        assert sequence[len(target.prompt_ids) : end] == target.target_ids
+
+
 def test_prompt_starts_with_start_token(tokenizer):
-    targets = record_targets([Record("r", TEXT, SPANS)], tokenizer, "train", max_length=128)
-    assert targets[0].prompt_ids[0] == tokenizer.bos_token_id
+    extraction = record_targets([Record("r", TEXT, SPANS)], tokenizer, "train", max_length=128)
+    assert extraction.targets[0].prompt_ids[0] == tokenizer.bos_token_id
 
 
 def test_long_prompt_skipped(tokenizer):
-    targets = record_targets([Record("r", TEXT, SPANS)], tokenizer, "train", max_length=12)
-    assert targets == []
+    extraction = record_targets([Record("r", TEXT, SPANS)], tokenizer, "train", max_length=12)
+    assert extraction.targets == []
+
+
+def test_sets_concatenate(tokenizer):
+    first = record_targets([Record("a", TEXT, SPANS)], tokenizer, "train", max_length=128)
+    second = record_targets([Record("b", TEXT, SPANS)], tokenizer, "test", max_length=128)
+    both = first + second
+    assert len(both.sequences) == 2
+    assert [t.sequence for t in both.targets] == [0, 0, 1, 1]
 
 
 def test_canary_target_is_secret(tokenizer):
     canary = Canary("c0", "Note: the verification code is ", "482913", ".", 3)
-    target = canary_targets([canary], tokenizer, max_length=64)[0]
-    assert target.target_text == "482913"
+    target = canary_targets([canary], tokenizer, max_length=64).targets[0]
+    assert tokenizer.decode(target.target_ids) == "482913"
     assert target.repetitions == 3
     assert target.split == "canaries"
 
@@ -94,6 +112,35 @@ def memorizing_model(tiny_model_dir, tokenizer, text: str):
         optimizer.step()
         optimizer.zero_grad()
     return model.eval()
+
+
+@pytest.mark.parametrize("memorized", [True, False])
+def test_methods_agree(tiny_model_dir, tokenizer, memorized):
+    if memorized:
+        model = memorizing_model(tiny_model_dir, tokenizer, TEXT)
+    else:
+        model = load_model(str(tiny_model_dir("gpt2")))
+    records = [
+        Record("tr", TEXT, SPANS),
+        Record("te", TEXT.replace("Dana Whitfield", "Omar Lund"), [Span(19, 28, "PERSON")]),
+    ]
+    canary = Canary("c0", "Note: the verification code is ", "482913", ".", 3)
+    extraction = record_targets(records, tokenizer, "train", max_length=128) + canary_targets(
+        [canary], tokenizer, max_length=64
+    )
+    fast = run_extraction(model, tokenizer, extraction, method="teacher_forced")
+    slow = run_extraction(model, tokenizer, extraction, method="generate", batch_size=2)
+    assert fast == slow
+    # The memorizing model reproduces its two training spans, and not the unseen ones.
+    assert fast == ([True, True, False, False] if memorized else [False] * 4)
+
+
+def test_unknown_method_rejected(tiny_model_dir, tokenizer):
+    model = load_model(str(tiny_model_dir("gpt_neox")))
+    with pytest.raises(ValueError, match="valid: teacher_forced, generate"):
+        run_extraction(
+            model, tokenizer, record_targets([], tokenizer, "train", max_length=8), method="beam"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +176,7 @@ def test_single_copy_is_recollection(extraction):
 
 
 def target(split: str, kind: str, value: str, repetitions=None) -> ExtractionTarget:
-    return ExtractionTarget("id", split, kind, [0], value, 3, value, repetitions)
+    return ExtractionTarget("id", split, kind, [0], [5, 6], value, repetitions)
 
 
 def test_taxonomy_hand_case():
