@@ -2,10 +2,10 @@
 
 ``evaluate_downstream`` wraps an already loaded model in lm-eval's ``HFLM`` and runs
 ``lm_eval.simple_evaluate`` on the named tasks. lm-eval reads each task's data through the
-Hugging Face ``datasets`` library, so the data must be in the local datasets cache (or the tasks
-must point at local files, see ``include_path``); privft turns the hub off for the call and never
-downloads anything. When lm-eval or a task's data is missing the call is skipped: the returned
-block says so and why, and nothing fails.
+Hugging Face ``datasets`` library, so the data must be in the local datasets cache, or the tasks
+must point at local files (see ``include_path``). The hub is switched off for the call, so
+nothing is downloaded. When lm-eval or a task's data is missing, the tasks are skipped: the
+returned block gives the reason, and nothing fails.
 
 The block is stored under ``downstream`` in results.json::
 
@@ -18,6 +18,7 @@ or ``{"status": "skipped", "tasks": [...], "reason": "..."}``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import json
@@ -31,12 +32,11 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 INSTALL = 'pip install "privft[lm-eval]"'
-# Set before lm-eval and datasets look for task data: read the local cache, never the hub.
 OFFLINE_ENV = {"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
 
 
 class DownstreamSkipped(RuntimeError):
-    """lm-eval or a task's data is not available here; the message says what to install."""
+    """lm-eval or a task's data is missing here; the message names what to install or copy."""
 
 
 def parse_tasks(value: str | None) -> list[str]:
@@ -52,13 +52,42 @@ def _task_manager(include_path: str | None):
     return TaskManager(include_path=include_path)
 
 
+@contextlib.contextmanager
+def hub_offline():
+    """Keep huggingface_hub and datasets off the network inside the block, then restore them.
+
+    Both read their offline switch from the environment once, when first imported, so setting
+    the environment variables alone would not reach a process that has imported them already.
+    """
+    import huggingface_hub.constants as hub_constants
+
+    saved_env = {key: os.environ.get(key) for key in OFFLINE_ENV}
+    modules = [hub_constants]
+    if importlib.util.find_spec("datasets") is not None:
+        import datasets.config
+
+        modules.append(datasets.config)
+    saved_flags = [(module, module.HF_HUB_OFFLINE) for module in modules]
+    os.environ.update(OFFLINE_ENV)
+    for module in modules:
+        module.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        for module, flag in saved_flags:
+            module.HF_HUB_OFFLINE = flag
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def _require_lm_eval():
     if importlib.util.find_spec("lm_eval") is None:
         raise DownstreamSkipped(
             f"lm-evaluation-harness is not installed; install it with `{INSTALL}`"
         )
-    for key, value in OFFLINE_ENV.items():
-        os.environ.setdefault(key, value)
     import lm_eval
 
     return lm_eval
@@ -71,18 +100,23 @@ def _task_dict(tasks: list[str], manager) -> dict:
     unknown = [name for name in tasks if name not in known]
     if unknown:
         raise DownstreamSkipped(
-            f"lm-eval knows no task named {', '.join(unknown)}; `lm_eval ls tasks` lists the "
-            "names, and a folder of your own task YAML files goes in --lm-eval-include"
+            f"unknown lm-eval task(s) {', '.join(unknown)}; `lm_eval ls tasks` lists the "
+            "names, and --lm-eval-include takes a folder of your own task YAML files"
         )
     try:
         return get_task_dict(tasks, manager)
     except Exception as err:  # lm-eval raises many kinds when a dataset cannot be read
         raise DownstreamSkipped(
             f"the data of task(s) {', '.join(tasks)} could not be loaded offline "
-            f"({type(err).__name__}); lm-eval reads it through the Hugging Face datasets "
-            "cache: run the tasks once where the hub is reachable and copy that cache "
-            "(HF_DATASETS_CACHE) here, or point the task's dataset_path at local files"
+            f"({type(err).__name__}: {_first_line(err)}); lm-eval reads it through the "
+            "Hugging Face datasets cache: run the tasks once where the hub is reachable and copy "
+            "that cache (HF_DATASETS_CACHE) here, or point the task's dataset_path at local files"
         ) from err
+
+
+def _first_line(err: BaseException, limit: int = 200) -> str:
+    text = (str(err).strip().splitlines() or [""])[0]
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _scores(results: dict[str, dict[str, Any]]) -> dict[str, float]:
@@ -113,11 +147,35 @@ def evaluate_downstream(
     include_path: Path | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Run lm-eval ``tasks`` on a loaded causal LM; return the ``downstream`` block.
+    """Run lm-eval ``tasks`` on a loaded causal LM, offline; return the ``downstream`` block.
 
     ``limit`` caps the examples per task (a fraction below 1 is a share). Returns a block with
     status ``skipped`` and the reason when lm-eval or the task data is missing.
     """
+    with hub_offline():
+        return _evaluate_offline(
+            model,
+            tokenizer,
+            list(tasks),
+            limit=limit,
+            num_fewshot=num_fewshot,
+            batch_size=batch_size,
+            include_path=include_path,
+            seed=seed,
+        )
+
+
+def _evaluate_offline(
+    model,
+    tokenizer,
+    tasks: list[str],
+    *,
+    limit: int | float | None,
+    num_fewshot: int | None,
+    batch_size: int,
+    include_path: Path | None,
+    seed: int,
+) -> dict[str, Any]:
     block: dict[str, Any] = {"tasks": list(tasks)}
     started = time.perf_counter()
     try:
@@ -125,7 +183,7 @@ def evaluate_downstream(
         from lm_eval.models.huggingface import HFLM
 
         manager = _task_manager(str(include_path) if include_path else None)
-        # Loads every task's data once, so that missing data is a skip, not an error later.
+        # Load every task's data up front, so that missing data is a skip, not a later error.
         _task_dict(list(tasks), manager)
     except DownstreamSkipped as err:
         logger.warning("downstream tasks skipped: %s", err)
@@ -225,7 +283,7 @@ def pair_downstream(
 
 
 def describe(block: dict[str, Any]) -> str:
-    """One line for the console: the scores, or why the tasks were skipped."""
+    """Format one console line: the scores, or why the tasks were skipped."""
     if block.get("status") != "completed":
         return f"downstream tasks skipped: {block.get('reason')}"
     scores = ", ".join(f"{key} {value:.4g}" for key, value in block.get("scores", {}).items())

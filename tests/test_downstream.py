@@ -111,14 +111,15 @@ def test_local_task(tiny, task_dir):
 
 
 @needs_lm_eval
-def test_missing_data(tiny):
+def test_missing_data(tiny, task_dir):
     model, tokenizer = tiny
-    block = evaluate_downstream(model, tokenizer, ["hellaswag"])
+    # The same include path reuses the task index built for the local task.
+    block = evaluate_downstream(model, tokenizer, ["hellaswag"], include_path=task_dir)
     assert "could not be loaded offline" in block["reason"]
 
 
 @needs_lm_eval
-def test_unknown_task(tiny):
+def test_unknown_task(tiny, task_dir):
     model, tokenizer = tiny
-    block = evaluate_downstream(model, tokenizer, ["no_such_task_xyz"])
-    assert "no task named no_such_task_xyz" in block["reason"]
+    block = evaluate_downstream(model, tokenizer, ["no_such_task_xyz"], include_path=task_dir)
+    assert "unknown lm-eval task(s) no_such_task_xyz" in block["reason"]

@@ -21,7 +21,9 @@ from privft.schemas import (
     validate_results_file,
 )
 
-jsonschema = pytest.importorskip("jsonschema", reason='jsonschema missing: pip install "privft[test]"')
+jsonschema = pytest.importorskip(
+    "jsonschema", reason='jsonschema missing: pip install "privft[test]"'
+)
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning")
 EVAL = {"exposure_method": "sampled", "exposure_samples": 50, "show_progress": False}
 

@@ -13,7 +13,7 @@ PII that have a recognizable shape:
 | DATE | ``1984-03-12``, ``12/03/1984``, ``12 March 1984``, ``March 12, 1984`` | a real day |
 | POSTAL_CODE | UK and Canadian postcodes, US ZIP+4, a ZIP after a state or "ZIP" | - |
 
-Names, street addresses and other free-form PII have no such shape; tag them with an NER model
+Names, street addresses and other free-form PII have no such shape. Tag them with an NER model
 (Presidio with a spaCy model, ``engine="presidio"``) or by hand. A bare number is never tagged
 on its shape alone: order counts, amounts and ids stay untagged unless a keyword says what they
 are ("account 12345678", "ZIP 62704").
@@ -300,8 +300,8 @@ def _presidio_analyzer(spacy_model: str | None, language: str):
     from presidio_analyzer.nlp_engine import SpacyNlpEngine
     from presidio_analyzer.predefined_recognizers import EmailRecognizer
 
-    # Presidio's email check asks tldextract for the domain's suffix, and tldextract downloads
-    # the public suffix list on first use. This one reads the list bundled with tldextract.
+    # Presidio's email check looks up the domain's suffix with tldextract, which downloads the
+    # public suffix list on first use. This extractor reads the list bundled with tldextract.
     offline_suffixes = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 
     class OfflineEmailRecognizer(EmailRecognizer):

@@ -23,7 +23,7 @@ class SchemaError(ValueError):
 
 @functools.cache
 def results_schema() -> dict[str, Any]:
-    """The results.json schema as a dict."""
+    """Return the results.json schema as a dict."""
     return json.loads(RESULTS_SCHEMA_PATH.read_text(encoding="utf-8"))
 
 
