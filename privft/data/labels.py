@@ -16,8 +16,8 @@ previous and the next token that has a proper range:
 
 SentencePiece tokenizers (Llama-2, Gemma, T5) put a "▁" word marker in front of the text, and the
 ``tokenizers`` library aligns that inserted marker to the text's first character. When the token
-strings are given, a token made only of "▁" that covers no whitespace is such an inserted marker
-and counts as zero-width, so a span at the start of the text does not claim it.
+strings are given, such an inserted marker counts as zero-width, so a span at the start of the
+text does not claim it.
 
 When no token has a proper range, or a span with visible characters overlaps no token, the
 offsets cannot place the span, and ``TokenAlignmentError`` is raised instead of labelling
@@ -65,11 +65,18 @@ def _is_proper(offset: Offset, text_length: int | None) -> bool:
     return 0 <= start < end
 
 
-def _is_inserted_marker(token: str, offset: Offset, text: str) -> bool:
+def _is_inserted_marker(token: str, offset: Offset, following: Offset, text: str) -> bool:
+    """Tell an inserted "▁" marker from one that stands for a space of the text.
+
+    The inserted one is aligned to the text's first character: it covers a visible character,
+    or it covers the text's own leading space together with the real marker that follows.
+    """
     if offset is None or not token or token.strip(WORD_MARKER):
         return False
     start, end = offset
-    return start < end and not text[start:end].isspace()
+    if start >= end:
+        return False
+    return not text[start:end].isspace() or (following is not None and following[0] == start)
 
 
 def token_ranges(
@@ -130,9 +137,10 @@ def placed_ranges(
     """
     where = f"record {record_id}: " if record_id is not None else ""
     if text is not None and tokens is not None:
+        following = [*offsets[1:], None]
         offsets = [
-            None if _is_inserted_marker(token, offset, text) else offset
-            for token, offset in zip(tokens, offsets, strict=True)
+            None if _is_inserted_marker(token, offset, after, text) else offset
+            for token, offset, after in zip(tokens, offsets, following, strict=True)
         ]
     text_length = len(text) if text is not None else None
     if text is not None and text.strip() and offsets:
