@@ -17,7 +17,9 @@ from privft.recipes import train
 EXPOSURE = {"exposure_method": "sampled", "exposure_samples": 3000}
 # Seconds measured during evaluation. Everything else in results.json is seeded or comes from
 # the run's own files.
-TIMING_FIELDS = ("eval_time_s",)
+# Fields that describe the evaluating process rather than the results: wall time, and the
+# environment (thread count, package versions), which other tests in the session may change.
+TIMING_FIELDS = ("eval_time_s", "environment")
 
 
 @pytest.fixture(scope="module")
