@@ -22,9 +22,9 @@ class DemoPlan:
     """Sizes of the demo; the defaults fit in about 15 minutes on a 2-core CPU."""
 
     domain: str = "customer_support"
-    n_train: int = 400
+    n_train: int = 300
     n_test: int = 150
-    epochs: float = 3.0
+    epochs: float = 2.0
     epsilon: float = 8.0
     seed: int = 0
     model: str = "builtin"
