@@ -43,10 +43,19 @@ def build_llama135m(folder: Path) -> None:
     from privft.models import load_tokenizer
 
     tokenizer = load_tokenizer("builtin")
-    config = LlamaConfig(vocab_size=49152, hidden_size=576, intermediate_size=1536,
-                         num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
-                         max_position_embeddings=2048, tie_word_embeddings=True,
-                         bos_token_id=0, eos_token_id=0, pad_token_id=1)
+    config = LlamaConfig(
+        vocab_size=49152,
+        hidden_size=576,
+        intermediate_size=1536,
+        num_hidden_layers=30,
+        num_attention_heads=9,
+        num_key_value_heads=3,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        bos_token_id=0,
+        eos_token_id=0,
+        pad_token_id=1,
+    )
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
 
@@ -64,9 +73,17 @@ def child(args: argparse.Namespace) -> None:
     dp = {"epsilon": None, "noise_multiplier": 1.0}
     if args.mode:
         dp["grad_sample_mode"] = args.mode
-    config = TrainConfig(recipe=args.recipe, data=args.data, out=args.run, model=args.model,
-                         batch_size=args.batch, physical_batch_size=args.batch,
-                         max_length=args.seq, epochs=100, dp=dp)
+    config = TrainConfig(
+        recipe=args.recipe,
+        data=args.data,
+        out=args.run,
+        model=args.model,
+        batch_size=args.batch,
+        physical_batch_size=args.batch,
+        max_length=args.seq,
+        epochs=100,
+        dp=dp,
+    )
     recipe = get_recipe(args.recipe)(config)
     trainer = Trainer(config, make_trainable=recipe.make_trainable, show_progress=False)
     trainer._setup()
@@ -85,10 +102,27 @@ def child(args: argparse.Namespace) -> None:
 
 def run_variant(model: str, data: Path, recipe: str, mode: str | None, args) -> dict:
     with tempfile.TemporaryDirectory() as run:
-        command = [sys.executable, __file__, "--child", "--model", model, "--data", str(data),
-                   "--recipe", recipe, "--run", run, "--steps", str(args.steps),
-                   "--batch", str(args.batch), "--seq", str(args.seq),
-                   "--threads", str(args.threads)]
+        command = [
+            sys.executable,
+            __file__,
+            "--child",
+            "--model",
+            model,
+            "--data",
+            str(data),
+            "--recipe",
+            recipe,
+            "--run",
+            run,
+            "--steps",
+            str(args.steps),
+            "--batch",
+            str(args.batch),
+            "--seq",
+            str(args.seq),
+            "--threads",
+            str(args.threads),
+        ]
         if mode:
             command += ["--mode", mode]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -122,27 +156,38 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="dp-overhead-"))
     data = work / "data"
     synthesize("customer_support", data, n_train=64, n_test=8, seed=0)
-    results = {"hardware": {"machine": platform.machine(), "processor": platform.processor(),
-                            "threads": args.threads},
-               "batch": args.batch, "seq": args.seq, "steps": args.steps, "models": {}}
+    results = {
+        "hardware": {
+            "machine": platform.machine(),
+            "processor": platform.processor(),
+            "threads": args.threads,
+        },
+        "batch": args.batch,
+        "seq": args.seq,
+        "steps": args.steps,
+        "models": {},
+    }
     for name in args.models:
         model = name
         if name == "llama135m":
             model = str(work / "llama135m")
             build_llama135m(Path(model))
-        rows = {}
+        rows = results["models"][name] = {}
         for recipe, mode in VARIANTS:
             key = recipe if mode is None else f"{recipe}/{mode}"
             rows[key] = run_variant(model, data, recipe, mode, args)
+            add_ratios(rows)
             print(name, key, rows[key], file=sys.stderr, flush=True)
-        for key, row in rows.items():
-            recipe = key.split("/")[0]
-            base = rows.get(BASELINE.get(recipe, ""), {})
-            if "step_s" in row and "step_s" in base:
-                row["time_ratio"] = row["step_s"] / base["step_s"]
-                row["memory_ratio"] = row["peak_mb"] / base["peak_mb"]
-        results["models"][name] = rows
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+            # Written after every variant, so a run stopped early keeps what it measured.
+            args.out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def add_ratios(rows: dict) -> None:
+    for key, row in rows.items():
+        base = rows.get(BASELINE.get(key.split("/")[0], ""), {})
+        if "step_s" in row and "step_s" in base:
+            row["time_ratio"] = row["step_s"] / base["step_s"]
+            row["memory_ratio"] = row["peak_mb"] / base["peak_mb"]
 
 
 if __name__ == "__main__":
