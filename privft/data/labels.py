@@ -11,8 +11,8 @@ previous and the next token that has a proper range:
 
 - a non-empty gap ``[a, b)`` is used as the token's range;
 - an empty gap is the point between two characters, and the token is sensitive only when both
-  characters belong to the same span (a token between a name's first and last name is; a token
-  just before or just after a span is not).
+  characters belong to the same span. So a token between a name's first and last name is
+  sensitive, and a token just before or just after a span is not.
 
 SentencePiece tokenizers (Llama-2, Gemma, T5) put a "▁" word marker in front of the text, and the
 ``tokenizers`` library aligns that inserted marker to the text's first character. When the token

@@ -5,10 +5,9 @@ scores; position 0 (the start token) is never a target.
 
 Besides each target's log-probability, scoring keeps the mean and variance of the log-probability
 under the model's own next-token distribution at each position, which Min-K%++ needs. Both come
-from one pass over the logits of the real (unpadded) positions only:
-with ``y = z - max(z)``, ``p = softmax(z)`` and ``S = sum(exp(y))``,
-``E_p[log p] = E_p[y] - log S`` and ``Var_p[log p] = Var_p[y]``, since log p and y differ by a
-constant at each position.
+from the logits of the real (unpadded) positions only. With ``y = z - max(z)``,
+``p = softmax(z)`` and ``S = sum(exp(y))``, ``E_p[log p] = E_p[y] - log S`` and
+``Var_p[log p] = Var_p[y]``, because log p and y differ by a constant at each position.
 """
 
 from __future__ import annotations
@@ -51,10 +50,11 @@ class TokenScores:
 def target_statistics(
     logits: torch.Tensor, targets: torch.Tensor, *, distribution: bool = True
 ) -> dict[str, torch.Tensor]:
-    """Per-row target log-probability, top-1 hit and log-probability moments, in float32.
+    """Compute each row's target log-probability, top-1 hit and log-probability moments.
 
     ``logits`` is [N, V] and ``targets`` [N]. Returns ``logp``, ``correct`` and, when
-    ``distribution`` is set, ``logp_mean`` and ``logp_var`` (all of shape [N]).
+    ``distribution`` is set, ``logp_mean`` and ``logp_var``, all of shape [N] and float32
+    (``correct`` bool).
     """
     out: dict[str, list[torch.Tensor]] = {"logp": [], "correct": []}
     if distribution:

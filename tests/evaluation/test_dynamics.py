@@ -54,18 +54,18 @@ def config(recipe: str, out, data, model, eval_every: int) -> TrainConfig:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, data_dir, tiny_model_dir):
     """Factory: train a recipe with and without measurements and return both run folders."""
-    made = {}
+    trained = {}
 
     def run(recipe: str):
-        if recipe not in made:
+        if recipe not in trained:
             model = tiny_model_dir("gpt_neox")
             folders = []
             for every in (0, 2):
                 out = tmp_path_factory.mktemp(f"{recipe}-every{every}")
                 train(config(recipe, out, data_dir, model, every), show_progress=False)
                 folders.append(out)
-            made[recipe] = folders
-        return made[recipe]
+            trained[recipe] = folders
+        return trained[recipe]
 
     return run
 
