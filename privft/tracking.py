@@ -113,6 +113,8 @@ class RunTracker:
             os.environ[key] = value
         folder = self.run_dir / "tracking"
         folder.mkdir(parents=True, exist_ok=True)
+        # A resumed run keeps the settings it was started with: ids.json marks a started run.
+        first = not self._ids_path().exists()
         ids = self._read_ids()
         init_kwargs: dict[str, dict[str, Any]] = {}
         if "mlflow" in self.names:
@@ -132,8 +134,6 @@ class RunTracker:
         self.accelerator = Accelerator(
             cpu=not torch.cuda.is_available(), log_with=self.names, project_dir=folder
         )
-        # A resumed run keeps the configuration it was started with.
-        first = not ids
         self.accelerator.init_trackers(
             PROJECT,
             config=flat_config(config) if config is not None and first else None,
@@ -207,7 +207,8 @@ def open_run_tracker(run_dir: Path, config, *, is_main: bool = True) -> RunTrack
 def log_evaluation(run_dir: Path, results: Mapping[str, Any]) -> list[str]:
     """Add a results.json's measures to the run's trackers at its last step; return their names.
 
-    Does nothing (and returns an empty list) when the run's ``report_to`` is empty.
+    Does nothing (and returns an empty list) when the run's ``report_to`` is empty. A tracker
+    that is no longer installed is logged as a warning: results.json is written by then.
     """
     from privft.config import read_run_config
 
@@ -219,7 +220,11 @@ def log_evaluation(run_dir: Path, results: Mapping[str, Any]) -> list[str]:
     values = {f"eval/{key}": value for key, value in (results.get("measures") or {}).items()}
     for key, value in (results.get("downstream") or {}).get("scores", {}).items():
         values[f"downstream/{key}"] = value
-    tracker = RunTracker(run_dir, config.report_to)
+    try:
+        tracker = RunTracker(run_dir, config.report_to)
+    except TrackingError as err:
+        logger.warning("evaluation measures not sent to the run's trackers: %s", err)
+        return []
     try:
         tracker.log(values, step=step)
     finally:
