@@ -24,10 +24,8 @@ INSTALL = 'pip install "privft[tracking]"'
 
 
 def _needs(available: bool, name: str):
-    """Mark a test of the tracked run: slow (about 20 s, more on a busy machine), and skipped
-    when the tracker's package is missing."""
-    skip = pytest.mark.skipif(not available, reason=f"{name} is not installed; {INSTALL}")
-    return lambda test: pytest.mark.slow(skip(test))
+    """Skip a test of the tracked run when the tracker's package is missing."""
+    return pytest.mark.skipif(not available, reason=f"{name} is not installed; {INSTALL}")
 
 
 needs_tensorboard = _needs(HAS_TENSORBOARD, "tensorboard")
@@ -153,7 +151,6 @@ def test_mlflow_params(tracked):
     assert client.get_run(run_id).data.params["dp.noise_multiplier"] == "1.0"
 
 
-@pytest.mark.slow
 def test_files_stay_in_run(tracked):
     names = {path.name for path in tracked.iterdir()}
     assert {"tracking"} <= names

@@ -149,7 +149,6 @@ def test_source_record(converted):
 
 
 @needs_gguf
-@pytest.mark.slow
 def test_recipe_trains(converted, tmp_path):
     from conftest import write_tiny_data
 
