@@ -65,8 +65,19 @@ RECIPE_COLORS = {"full": "#d62728", "lora": "#ff7f0e", "dp_sgd": "#1f77b4", "dp_
 # Panels drawn beside the chosen pair, each against the same utility measure: privacy measures,
 # then one cost measure.
 DEFAULT_PANELS = ("sensitive_gap", "exposure_max", "mia_auc", "epsilon", "train_time_s")
-# Config keys that do not change what a run learns; runs that differ only here are one setting.
-NOT_SETTINGS = ("seed", "out", "log_every", "checkpoint_every", "physical_batch_size")
+# Config keys (dotted for nested ones) that do not change what a run learns: logging, output,
+# memory chunking and how per-sample gradients are computed. Runs that differ only here and in
+# the seed are one setting.
+NOT_SETTINGS = (
+    "seed",
+    "out",
+    "log_every",
+    "checkpoint_every",
+    "eval_every",
+    "report_to",
+    "physical_batch_size",
+    "dp.grad_sample_mode",
+)
 # Short label parts for settings that vary between points, e.g. "eps8", "r16", "lr0.002".
 LABEL_PREFIXES = {"dp.epsilon": "eps", "dp.noise_multiplier": "nm", "lora.r": "r"}
 LABEL_PREFIXES.update({"learning_rate": "lr", "epochs": "ep"})
@@ -152,12 +163,12 @@ def run_setting(config: dict[str, Any]) -> dict[str, Any]:
     LoRA settings count only for LoRA recipes and DP settings only for DP recipes.
     """
     recipe = config.get("recipe")
-    kept = {k: v for k, v in config.items() if k not in NOT_SETTINGS}
+    kept = dict(config)
     if recipe not in ("lora", "dp_lora"):
         kept.pop("lora", None)
     if recipe not in ("dp_sgd", "dp_lora"):
         kept.pop("dp", None)
-    return _flatten(kept)
+    return {k: v for k, v in _flatten(kept).items() if k not in NOT_SETTINGS}
 
 
 def _mean_ci(values: list[Any]) -> tuple[float | None, list[float] | None]:

@@ -118,6 +118,24 @@ def test_irrelevant_dp_settings_ignored(tmp_path):
     assert len(aggregate(load_results(runs))) == 1
 
 
+def test_bookkeeping_settings_merged(tmp_path):
+    runs = [
+        fake_result(tmp_path, "a", "dp_sgd", 0, 0.1, 2.0, report_to=[], eval_every=0),
+        fake_result(
+            tmp_path,
+            "b",
+            "dp_sgd",
+            1,
+            0.2,
+            2.0,
+            report_to=["mlflow"],
+            eval_every=5,
+            dp={"epsilon": 8.0, "noise_multiplier": None, "grad_sample_mode": "ghost"},
+        ),
+    ]
+    assert len(aggregate(load_results(runs))) == 1
+
+
 def test_epsilon_in_dp_names(tmp_path):
     runs = [
         fake_result(tmp_path, "a", "dp_sgd", 0, 0.1, 2.0, dp={"epsilon": 1.0}),
