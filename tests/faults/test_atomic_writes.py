@@ -95,3 +95,16 @@ def test_append_adds_lines(tmp_path):
         append_jsonl(path, {"step": step})
     lines = path.read_text(encoding="utf-8").splitlines()
     assert [json.loads(line)["step"] for line in lines] == [5, 10]
+
+
+def test_written_file_has_umask_mode(tmp_path):
+    import os
+
+    from privft.storage import atomic_write_text
+
+    mask = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "out.json", "{}")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "out.json").stat().st_mode & 0o777 == 0o644
