@@ -138,7 +138,7 @@ class TrainConfig:
     # Logical batch size. Under DP it is the expected Poisson batch: sample rate = batch_size / N.
     batch_size: int = 16
     # Memory bound: a logical batch runs in chunks of at most this many records, with gradients
-    # accumulated; under DP the noise is still added once per logical batch.
+    # accumulated. Under DP the noise is still added once per logical batch.
     physical_batch_size: int = 8
     # None picks the recipe's default: 2e-3 for LoRA adapters, 5e-4 for all weights.
     learning_rate: float | None = None
@@ -270,7 +270,7 @@ def load_config(preset: Path | None = None, overrides: dict[str, Any] | None = N
 
 
 def _noise_replaces_epsilon(values: dict[str, Any]) -> dict[str, Any]:
-    """A layer that sets only one of noise multiplier and epsilon turns the other off below it.
+    """Turn off the lower layers' epsilon or noise when a layer sets only the other one.
 
     Both decide the noise, so a CLI ``--epsilon`` over a fixed-noise preset (or the reverse)
     means the new choice, not a conflict.

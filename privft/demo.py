@@ -66,7 +66,7 @@ def run_demo(out: Path, plan: DemoPlan = DemoPlan(), *, show_progress: bool = Tr
 
 
 # Measures the demo ranks recipes by, each with the direction that means more privacy risk or
-# worse utility; rank 1 is the safest (or most useful) recipe.
+# worse utility. Rank 1 is the safest (or most useful) recipe.
 RANKED_MEASURES = {
     "sensitive_gap": "nats/token; higher = more PII memorized",
     "exposure_max": "bits; higher = a canary is easier to extract",
@@ -77,7 +77,7 @@ RANKED_MEASURES = {
 
 
 def ranking_markdown(summary: dict) -> str:
-    """A Markdown table of the demo's measures per recipe, with each recipe's rank per measure."""
+    """Build a Markdown table of the demo's measures per recipe, with each recipe's rank."""
     points = {p["recipe"]: p["mean"] for p in summary["points"]}
     lines = [
         "| measure | meaning | " + " | ".join(points) + " |",

@@ -20,7 +20,7 @@ REMOTE_CODE_CONFIGS = ("config.json", "tokenizer_config.json")
 
 
 class ModelLoadError(RuntimeError):
-    """A model or tokenizer could not be loaded; the message says where from and what to do."""
+    """A model or tokenizer could not be loaded; the message names the source and the fix."""
 
 
 def resolve_model_path(name_or_path: str) -> str:

@@ -37,7 +37,7 @@ BASELINE = {"dp_sgd": "full", "dp_lora": "lora"}
 
 
 def build_llama135m(folder: Path) -> None:
-    """A Llama-shaped model of about 135M parameters (SmolLM2-135M's shape), random weights."""
+    """Save a random-weight Llama-shaped model of about 135M parameters (SmolLM2-135M's shape)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from privft.models import load_tokenizer

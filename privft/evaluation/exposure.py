@@ -90,7 +90,7 @@ def _expand_cache(cache: DynamicCache, batch: int, config) -> DynamicCache:
 
 
 def _all_strings(alphabet_size: int, length: int) -> torch.Tensor:
-    """All index strings of ``length`` in lexicographic order, shape [A^length, length]."""
+    """Return all index strings of ``length`` in lexicographic order, shape [A^length, length]."""
     if length == 0:
         return torch.zeros((1, 0), dtype=torch.long)
     grids = torch.cartesian_prod(*[torch.arange(alphabet_size)] * length)

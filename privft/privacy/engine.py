@@ -60,8 +60,8 @@ class PrivateTraining:
         """Restore a checkpoint's accountant history after checking it fits this run's plan.
 
         Every recorded step must have used the plan's noise multiplier and sample rate, and the
-        history must count exactly ``step`` steps; otherwise the data or the DP settings changed
-        since the run started, and continuing would report a wrong epsilon.
+        history must count exactly ``step`` steps. Any other history means the data or the DP
+        settings changed since the run started, so continuing would report a wrong epsilon.
         """
         restored = [tuple(h) for h in history]
         counted = sum(int(steps) for _, _, steps in restored)
@@ -119,7 +119,7 @@ class PrivateTraining:
     def empty_step(self) -> None:
         """Take a logical step whose Poisson draw selected no record.
 
-        The clipped sum is zero, so the update is noise alone; the accountant still counts the
+        The clipped sum is zero, so the update is noise alone. The accountant still counts the
         step, because the sampled-Gaussian analysis covers every draw, empty ones included.
         """
         for param in self.optimizer.params:
@@ -158,9 +158,9 @@ def _check_optimizer_matches(model: torch.nn.Module, optimizer: torch.optim.Opti
     in_optimizer = {id(p) for group in optimizer.param_groups for p in group["params"]}
     if trainable != in_optimizer:
         raise RuntimeError(
-            f"the optimizer holds {len(in_optimizer)} tensors but the model has {len(trainable)} "
-            "trainable ones, or they are different objects; build the optimizer after moving "
-            "the model to its device and after adding adapters"
+            f"the optimizer contains {len(in_optimizer)} tensors but the model has "
+            f"{len(trainable)} trainable ones, or they are different objects; build the "
+            "optimizer after moving the model to its device and after adding adapters"
         )
 
 

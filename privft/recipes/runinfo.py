@@ -58,7 +58,7 @@ def git_commit() -> str | None:
 
 @dataclass
 class RunInfo:
-    """What happened in a training run; ``status`` is running, completed, failed or interrupted."""
+    """Outcome of a training run; ``status`` is running, completed, failed or interrupted."""
 
     recipe: str
     status: str = "running"

@@ -86,7 +86,7 @@ class Trainer:
         self.collate = CausalLMCollator(self.tokenizer.pad_token_id)
 
         # Move to the device before adding adapters and before building the optimizer, so that
-        # neither holds stale tensors.
+        # neither keeps references to stale tensors.
         model = load_model(config.model).to(self.device)
         check_max_length(model, config.max_length)
         self.model = self.make_trainable(model, config)

@@ -217,7 +217,7 @@ def test_stale_optimizer_raises():
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     model = add_lora(model, LoRASettings(r=2))
 
-    with pytest.raises(RuntimeError, match="the optimizer holds .* tensors but the model has"):
+    with pytest.raises(RuntimeError, match="the optimizer contains .* tensors but the model has"):
         make_private_training(model, optimizer, plan=tiny_plan(), grad_sample_mode="hooks",
                               seed=0)
 
