@@ -17,6 +17,7 @@ import yaml
 RECIPE_NAMES = ("full", "lora", "dp_sgd", "dp_lora")
 ACCOUNTANT_NAMES = ("rdp", "prv")
 GRAD_SAMPLE_MODES = ("auto", "hooks", "functorch", "ghost")
+SAMPLING_NAMES = ("poisson", "shuffle")
 TRACKER_NAMES = ("tensorboard", "mlflow", "wandb")
 BUILTIN_MODEL = "builtin"
 
@@ -83,19 +84,25 @@ class DPSettings:
     """DP-SGD (Abadi et al., "Deep Learning with Differential Privacy", 2016) through opacus.
 
     Exactly one of ``epsilon`` (noise calibrated for the planned steps) and ``noise_multiplier``
-    (epsilon reported after training) decides the noise.
+    (epsilon reported after training) decides the noise. ``epsilon_budget`` caps what a run may
+    spend: training stops before the first step that would pass it.
     """
 
     epsilon: float | None = 8.0
     # None means 1 / (10 N): below 1/N, the level at which releasing one record is allowed.
     delta: float | None = None
     noise_multiplier: float | None = None
+    # None means the target epsilon, or no cap when the noise multiplier is fixed.
+    epsilon_budget: float | None = None
     max_grad_norm: float = 1.0
     accountant: str = "rdp"
     grad_sample_mode: str = "auto"
+    # poisson: what the accountants analyse. shuffle: fixed-size batches from a shuffled epoch,
+    # which the accountants do not cover, so the reported epsilon is only an approximation.
+    sampling: str = "poisson"
 
     def __post_init__(self) -> None:
-        numbers = ("epsilon", "delta", "noise_multiplier", "max_grad_norm")
+        numbers = ("epsilon", "delta", "noise_multiplier", "epsilon_budget", "max_grad_norm")
         _raise_if_any(_coerce_numbers(self, numbers, "dp."), "DP settings")
         problems = []
         if self.epsilon is None and self.noise_multiplier is None:
@@ -109,6 +116,12 @@ class DPSettings:
             problems.append(f"dp.epsilon must be positive, got {self.epsilon!r}")
         if self.noise_multiplier is not None and not self.noise_multiplier > 0:
             problems.append(f"dp.noise_multiplier must be positive, got {self.noise_multiplier!r}")
+        if self.epsilon_budget is not None and not self.epsilon_budget > 0:
+            problems.append(f"dp.epsilon_budget must be positive, got {self.epsilon_budget!r}")
+        if self.sampling not in SAMPLING_NAMES:
+            problems.append(
+                f"dp.sampling {self.sampling!r} is unknown; valid: {', '.join(SAMPLING_NAMES)}"
+            )
         if self.delta is not None and not 0 < self.delta < 1:
             problems.append(f"dp.delta must be in (0, 1), got {self.delta!r}")
         if not self.max_grad_norm > 0:

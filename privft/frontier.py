@@ -111,6 +111,8 @@ class Point:
     mean: dict[str, float | None]
     ci95: dict[str, list[float] | None] = field(default_factory=dict)
     seeds: list[Any] = field(default_factory=list)
+    # True when any of its runs reports an approximate epsilon (privacy.json says why).
+    epsilon_approximate: bool = False
 
 
 @dataclass
@@ -206,7 +208,8 @@ def aggregate(results: list[dict[str, Any]]) -> list[Point]:
                 ", ".join(m["run"]["run_dir"] for m in members),
             )
         runs = [m["run"]["run_dir"] for m in members]
-        points.append(Point("", setting["recipe"], setting, runs, mean, ci, seeds))
+        approximate = any((m.get("privacy") or {}).get("approximate") for m in members)
+        points.append(Point("", setting["recipe"], setting, runs, mean, ci, seeds, approximate))
     _name_points(points)
     return sorted(points, key=lambda p: p.name)
 
@@ -343,6 +346,8 @@ def frontier_table(
             if intervals:
                 interval = point.ci95.get(measure) or [None, None]
                 row[f"{measure}_ci95_low"], row[f"{measure}_ci95_high"] = interval
+        if any(p.epsilon_approximate for p in points):
+            row["epsilon_approximate"] = point.epsilon_approximate
         rows.append(row)
     return rows
 

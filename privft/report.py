@@ -171,7 +171,9 @@ def privacy_table(config: dict[str, Any], ledger: dict[str, Any] | None) -> Tabl
     if ledger.get("target_epsilon") is not None:
         epsilon += f" (target {_number(ledger['target_epsilon'])})"
     if ledger.get("approximate"):
-        epsilon += " (approximate: written mid-training)"
+        epsilon += " (approximate: " + "; ".join(ledger.get("approximate_reasons") or []) + ")"
+    if ledger.get("stopped_by_budget"):
+        epsilon += f" (stopped at the budget {_number(ledger.get('epsilon_budget'))})"
     rows = [
         ("epsilon", epsilon),
         ("delta", _number(ledger.get("delta"))),

@@ -31,6 +31,11 @@ class GradSampleMode(str, Enum):
     ghost = "ghost"
 
 
+class Sampling(str, Enum):
+    poisson = "poisson"
+    shuffle = "shuffle"
+
+
 NumProcesses = Annotated[
     int | None,
     typer.Option(
@@ -76,8 +81,22 @@ def train(
     noise_multiplier: Annotated[
         float | None, typer.Option(help="DP: fixed noise multiplier instead of a target epsilon.")
     ] = None,
+    epsilon_budget: Annotated[
+        float | None,
+        typer.Option(
+            help="DP: most epsilon the run may spend; training stops before a step would pass "
+            "it (default: the target epsilon)."
+        ),
+    ] = None,
     max_grad_norm: Annotated[
         float | None, typer.Option(help="DP: per-sample clipping norm.")
+    ] = None,
+    sampling: Annotated[
+        Sampling | None,
+        typer.Option(
+            help="DP: poisson (what the accountant analyses) or shuffle (fixed-size batches; "
+            "the epsilon is then marked approximate)."
+        ),
     ] = None,
     accountant: Annotated[Accountant | None, typer.Option(help="DP: privacy accountant.")] = None,
     grad_sample_mode: Annotated[
@@ -134,7 +153,9 @@ def train(
             "epsilon": epsilon,
             "delta": delta,
             "noise_multiplier": noise_multiplier,
+            "epsilon_budget": epsilon_budget,
             "max_grad_norm": max_grad_norm,
+            "sampling": sampling.value if sampling else None,
             "accountant": accountant.value if accountant else None,
             "grad_sample_mode": grad_sample_mode.value if grad_sample_mode else None,
         },
@@ -173,7 +194,12 @@ def _print_run(run_dir: str, info) -> None:
         f"{cost.get('train_time_s', 0):.1f} s"
     )
     if cost.get("epsilon") is not None:
-        line += f", epsilon {cost['epsilon']:.3f}"
+        approximate = " (approximate)" if cost.get("epsilon_approximate") else ""
+        line += f", epsilon {cost['epsilon']:.3f}{approximate}"
+    if cost.get("stopped_by") == "epsilon_budget":
+        line += (
+            f", stopped by the epsilon budget at step {cost['steps']} of {cost['planned_steps']}"
+        )
     if cost.get("world_size", 1) > 1:
         line += f", {cost['world_size']} processes"
     console.print(line + f" -> {run_dir}", highlight=False)

@@ -64,6 +64,27 @@ class PrivacyPlan:
     target_epsilon: float | None
     expected_batch_size: int
     num_records: int
+    # The most epsilon the run may spend, and the number of steps that stays within it.
+    budget: float | None = None
+    budget_steps: int | None = None
+    sampling: str = "poisson"
+
+    @property
+    def steps_to_run(self) -> int:
+        """Planned steps, or fewer where the epsilon budget runs out first."""
+        return self.steps if self.budget_steps is None else min(self.steps, self.budget_steps)
+
+    @property
+    def approximate_reasons(self) -> list[str]:
+        """Why the accountant's epsilon is not a proven bound for this plan (empty if it is)."""
+        if self.sampling == "shuffle":
+            return [
+                "batches are fixed-size slices of a shuffled epoch, not Poisson samples; the "
+                "accountant's subsampled-Gaussian analysis assumes Poisson sampling and can "
+                'understate the epsilon of shuffled batches (Chua et al., "How Private are '
+                'DP-SGD Implementations?", 2024)'
+            ]
+        return []
 
     @property
     def planned_epsilon(self) -> float:
@@ -76,21 +97,61 @@ class PrivacyPlan:
         )
 
 
+def steps_within_budget(
+    *,
+    accountant: str,
+    noise_multiplier: float,
+    sample_rate: float,
+    steps: int,
+    delta: float,
+    budget: float,
+) -> int:
+    """Return the largest step count up to ``steps`` whose epsilon stays at or under ``budget``.
+
+    Epsilon grows with every step, so a binary search over the step count finds it.
+    """
+
+    def spent(count: int) -> float:
+        return compute_epsilon(
+            accountant=accountant,
+            noise_multiplier=noise_multiplier,
+            sample_rate=sample_rate,
+            steps=count,
+            delta=delta,
+        )
+
+    if spent(steps) <= budget:
+        return steps
+    within, beyond = 0, steps
+    while beyond - within > 1:
+        middle = (within + beyond) // 2
+        if spent(middle) <= budget:
+            within = middle
+        else:
+            beyond = middle
+    return within
+
+
 def plan_privacy(
     settings: DPSettings, *, num_records: int, batch_size: int, epochs: float
 ) -> PrivacyPlan:
-    """Fix sample rate, step count, delta and noise for a run before it starts.
+    """Fix sample rate, step count, delta, noise and budget for a run before it starts.
 
     The sample rate is the expected logical batch over the dataset size, exactly what the
-    Poisson sampler uses; the step count is epochs / sample rate, rounded to whole steps. With a
-    target epsilon the noise multiplier is the smallest that keeps those steps within it.
+    Poisson sampler uses; the step count is epochs / sample rate, rounded to whole steps (with
+    shuffled batches: epochs times the batches per epoch). With a target epsilon the noise
+    multiplier is the smallest that keeps those steps within it. The budget (``epsilon_budget``,
+    else the target) sets how many of the planned steps may run.
     """
     if batch_size > num_records:
         raise ValueError(
             f"batch_size {batch_size} exceeds the {num_records} training records; lower batch_size"
         )
     sample_rate = batch_size / num_records
-    steps = max(1, round(epochs / sample_rate))
+    if settings.sampling == "shuffle":
+        steps = max(1, round(epochs * math.ceil(num_records / batch_size)))
+    else:
+        steps = max(1, round(epochs / sample_rate))
     delta = settings.delta if settings.delta is not None else default_delta(num_records)
     if delta >= 1.0 / num_records:
         raise ValueError(
@@ -112,6 +173,30 @@ def plan_privacy(
         )
     if not math.isfinite(noise) or noise <= 0:
         raise ValueError(f"noise calibration failed (got {noise}); check epsilon and delta")
+    budget = settings.epsilon_budget if settings.epsilon_budget is not None else settings.epsilon
+    budget_steps = None
+    if budget is not None:
+        budget_steps = steps_within_budget(
+            accountant=settings.accountant,
+            noise_multiplier=float(noise),
+            sample_rate=sample_rate,
+            steps=steps,
+            delta=delta,
+            budget=budget,
+        )
+        if budget_steps == 0:
+            one_step = compute_epsilon(
+                accountant=settings.accountant,
+                noise_multiplier=float(noise),
+                sample_rate=sample_rate,
+                steps=1,
+                delta=delta,
+            )
+            raise ValueError(
+                f"dp.epsilon_budget {budget:g} is below the epsilon of a single step "
+                f"({one_step:.4g} at noise multiplier {noise:.4g}, sample rate "
+                f"{sample_rate:.4g}); raise the budget or the noise multiplier"
+            )
     return PrivacyPlan(
         noise_multiplier=float(noise),
         sample_rate=sample_rate,
@@ -122,4 +207,7 @@ def plan_privacy(
         target_epsilon=settings.epsilon,
         expected_batch_size=batch_size,
         num_records=num_records,
+        budget=budget,
+        budget_steps=budget_steps,
+        sampling=settings.sampling,
     )

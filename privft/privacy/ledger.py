@@ -9,9 +9,14 @@ from typing import Any
 from privft.storage import atomic_write_json
 
 
-def write_privacy_ledger(run_dir: Path, private: Any, *, approximate: bool) -> dict[str, Any]:
-    """Record accountant, noise, clipping, sample rate, steps, epsilon and delta."""
+def write_privacy_ledger(run_dir: Path, private: Any) -> dict[str, Any]:
+    """Record accountant, noise, clipping, sample rate, steps, epsilon and delta.
+
+    ``approximate`` is true when the epsilon is not a proven bound for the run that happened;
+    ``approximate_reasons`` then says why.
+    """
     plan = private.plan
+    reasons = plan.approximate_reasons
     ledger = {
         "accountant": plan.accountant,
         "noise_multiplier": plan.noise_multiplier,
@@ -24,10 +29,13 @@ def write_privacy_ledger(run_dir: Path, private: Any, *, approximate: bool) -> d
         "delta": plan.delta,
         "epsilon": private.epsilon(),
         "target_epsilon": plan.target_epsilon,
+        "epsilon_budget": plan.budget,
+        "stopped_by_budget": private.steps_taken < plan.steps,
         "grad_sample_mode": private.mode,
-        "sampling": "poisson",
+        "sampling": plan.sampling,
         "noise_per": "logical_step",
-        "approximate": approximate,
+        "approximate": bool(reasons),
+        "approximate_reasons": reasons,
         "history": [list(h) for h in private.accountant.history],
     }
     atomic_write_json(Path(run_dir) / "privacy.json", ledger)

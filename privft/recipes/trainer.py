@@ -119,20 +119,43 @@ class Trainer:
 
     def _plan_steps(self) -> None:
         config, n = self.config, len(self.records)
+        shuffled = ShuffledBatchSampler(
+            num_records=n, batch_size=config.batch_size, seed=config.seed
+        )
         if config.uses_dp:
-            self.plan = plan_privacy(
+            self.plan = plan = plan_privacy(
                 config.dp, num_records=n, batch_size=config.batch_size, epochs=config.epochs
             )
-            self.total_steps = self.plan.steps
-            self.sampler = PoissonBatchSampler(
-                num_records=n, sample_rate=self.plan.sample_rate, seed=config.seed
+            # The schedule follows the plan; the loop stops early if the budget runs out first.
+            self.total_steps, self.stop_step = plan.steps, plan.steps_to_run
+            self.sampler = (
+                shuffled
+                if plan.sampling == "shuffle"
+                else PoissonBatchSampler(
+                    num_records=n, sample_rate=plan.sample_rate, seed=config.seed
+                )
             )
+            self._warn_about_plan(plan)
         else:
-            self.sampler = ShuffledBatchSampler(
-                num_records=n, batch_size=config.batch_size, seed=config.seed
-            )
-            self.total_steps = max(1, round(config.epochs * self.sampler.steps_per_epoch))
+            self.sampler = shuffled
+            self.total_steps = max(1, round(config.epochs * shuffled.steps_per_epoch))
+            self.stop_step = self.total_steps
         self.warmup_steps = int(config.warmup_ratio * self.total_steps)
+
+    def _warn_about_plan(self, plan) -> None:
+        if not self.job.is_main:
+            return
+        for reason in plan.approximate_reasons:
+            logger.warning("the reported epsilon is approximate: %s", reason)
+        if plan.steps_to_run < plan.steps:
+            logger.warning(
+                "the epsilon budget %g allows %d of the %d planned steps; training will stop "
+                "after step %d and report the epsilon of the steps taken",
+                plan.budget,
+                plan.steps_to_run,
+                plan.steps,
+                plan.steps_to_run,
+            )
 
     def _lr_factor(self, step: int) -> float:
         if step < self.warmup_steps:
@@ -333,23 +356,23 @@ class Trainer:
                 wrapper=self.forward_module,
                 start_step=start,
             )
-        with ProgressBar(description, self.total_steps, enabled=shown) as bar:
+        with ProgressBar(description, self.stop_step, enabled=shown) as bar:
             bar.update(start)
             window_tokens, window_start = 0, self.monitor.elapsed_s
-            for step in range(start, self.total_steps):
+            for step in range(start, self.stop_step):
                 out = self._train_step(step)
                 self.tokens_seen += out.tokens
                 window_tokens += out.tokens
                 done = step + 1
-                if done % self.config.log_every == 0 or done == self.total_steps:
+                if done % self.config.log_every == 0 or done == self.stop_step:
                     rate = window_tokens / max(1e-9, self.monitor.elapsed_s - window_start)
                     self._log(done, out, rate)
                     window_tokens, window_start = 0, self.monitor.elapsed_s
                 if dynamics is not None and (
-                    done % self.config.eval_every == 0 or done == self.total_steps
+                    done % self.config.eval_every == 0 or done == self.stop_step
                 ):
                     dynamics.record(done, epsilon=self._epsilon())
-                if done % self.config.checkpoint_every == 0 and done < self.total_steps:
+                if done % self.config.checkpoint_every == 0 and done < self.stop_step:
                     self._checkpoint(done)
                 fields = {"loss": out.loss}
                 if self.private is not None and done % self.config.log_every == 0:
@@ -359,7 +382,7 @@ class Trainer:
     def _finish(self, info: RunInfo) -> None:
         job = self.job
         ranks = self._check_ranks_agree() if job.distributed else None
-        state = self._state(self.total_steps)
+        state = self._state(self.stop_step)
         # The largest peak of any rank: each has a full copy of the model.
         peak_memory_mb = job.max(state.peak_memory_mb)
         if not job.is_main:
@@ -368,13 +391,19 @@ class Trainer:
             return
 
         self._save_final_model()
+        extra = {}
         if self.private is not None:
-            write_privacy_ledger(self.run_dir, self.private, approximate=False)
+            self._check_budget()
+            ledger = write_privacy_ledger(self.run_dir, self.private)
+            extra = {"epsilon_approximate": ledger["approximate"]}
+            if self.stop_step < self.total_steps:
+                extra["stopped_by"] = "epsilon_budget"
         if ranks is not None:
             info.environment["distributed"] = {**job.describe(), "ranks": ranks}
 
         info.complete(
-            steps=self.total_steps,
+            steps=self.stop_step,
+            planned_steps=self.total_steps,
             train_time_s=state.elapsed_s,
             peak_memory_mb=peak_memory_mb,
             memory_method=self.monitor.method,
@@ -385,11 +414,22 @@ class Trainer:
             epsilon=self._epsilon(),
             device=str(self.device),
             world_size=job.world_size,
+            **extra,
         )
 
         write_run_info(self.run_dir, info)
         shutil.rmtree(self.run_dir / "state", ignore_errors=True)
         job.broadcast(info)
+
+    def _check_budget(self) -> None:
+        """Refuse to report a run whose accountant passed the budget the plan was built for."""
+        plan = self.private.plan
+        spent = self.private.epsilon()
+        if plan.budget is not None and spent > plan.budget:
+            raise RuntimeError(
+                f"the run spent epsilon {spent:.6g}, above its budget {plan.budget:g}; the "
+                "accountant counted more steps than planned. Start a new run folder"
+            )
 
     def _check_ranks_agree(self) -> list[dict]:
         """Gather the ranks' parameter digests, epsilons and record counts, and check they agree."""
