@@ -8,6 +8,12 @@ invocation of this script.
 Usage:
     python benchmarks/dp_overhead/run.py --models builtin llama135m --steps 4 \\
         --out benchmarks/dp_overhead/results.json
+    # only some variants, and where the time of each step goes:
+    python benchmarks/dp_overhead/run.py --models builtin --variants full dp_sgd/hooks --profile
+
+``--profile`` adds to each variant the median time of the step's phases (forward pass,
+backward pass with opacus's per-sample hooks, optimizer step with clipping and noise) and the
+aten operators that took the most time, from torch.profiler over the timed steps.
 """
 
 from __future__ import annotations
@@ -90,14 +96,66 @@ def child(args: argparse.Namespace) -> None:
     trainer.monitor = ResourceMonitor(trainer.device)
     # Fixed full batches: the same records every step, so only the mode differs.
     trainer.sampler.indices = lambda step: list(range(args.batch))
+    phases = time_phases(trainer) if args.profile else None
     trainer._train_step(0)
+    if phases is not None:
+        phases.clear()
     times = []
+    profiler = None
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        profiler = profile(activities=[ProfilerActivity.CPU])
+        profiler.__enter__()
     for step in range(1, args.steps + 1):
         start = time.perf_counter()
         trainer._train_step(step)
         times.append(time.perf_counter() - start)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"step_s": statistics.median(times), "steps": times, "peak_mb": peak_mb}))
+    row = {"step_s": statistics.median(times), "steps": times, "peak_mb": peak_mb}
+    if profiler is not None:
+        profiler.__exit__(None, None, None)
+        row["phases_s"] = {k: sum(v) / args.steps for k, v in phases.items()}
+        row["top_ops"] = top_ops(profiler, args.steps)
+    print(json.dumps(row))
+
+
+def time_phases(trainer) -> dict[str, list[float]]:
+    """Wrap the forward pass, backward pass and optimizer step of ``trainer`` with timers."""
+    phases: dict[str, list[float]] = {}
+
+    def timed(name, function):
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                phases.setdefault(name, []).append(time.perf_counter() - start)
+
+        return wrapper
+
+    trainer._forward = timed("forward", trainer._forward)
+    trainer.optimizer.step = timed("optimizer_step", trainer.optimizer.step)
+    if trainer.private is not None:
+        trainer.private.backward = timed("backward", trainer.private.backward)
+    else:
+        trainer.accelerator.backward = timed("backward", trainer.accelerator.backward)
+    return phases
+
+
+def top_ops(profiler, steps: int, count: int = 12) -> list[dict]:
+    """The operators with the most self CPU time per step, in seconds."""
+    averages = sorted(
+        profiler.key_averages(), key=lambda event: event.self_cpu_time_total, reverse=True
+    )
+    return [
+        {
+            "op": event.key,
+            "self_s": event.self_cpu_time_total / 1e6 / steps,
+            "calls": event.count // steps,
+        }
+        for event in averages[:count]
+    ]
 
 
 def run_variant(model: str, data: Path, recipe: str, mode: str | None, args) -> dict:
@@ -125,6 +183,8 @@ def run_variant(model: str, data: Path, recipe: str, mode: str | None, args) -> 
         ]
         if mode:
             command += ["--mode", mode]
+        if args.profile:
+            command.append("--profile")
         done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         reason = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"
@@ -139,6 +199,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seq", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--variants", nargs="+", help="Variants to run, e.g. full dp_sgd/hooks (default: all)."
+    )
+    parser.add_argument("--profile", action="store_true", help="Time phases and top operators.")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results.json"))
     parser.add_argument("--child", action="store_true")
     parser.add_argument("--model")
@@ -175,6 +239,8 @@ def main() -> None:
         rows = results["models"][name] = {}
         for recipe, mode in VARIANTS:
             key = recipe if mode is None else f"{recipe}/{mode}"
+            if args.variants and key not in args.variants:
+                continue
             rows[key] = run_variant(model, data, recipe, mode, args)
             add_ratios(rows)
             print(name, key, rows[key], file=sys.stderr, flush=True)

@@ -1,4 +1,4 @@
-"""Ghost clipping agrees with per-sample hooks and refuses tied weights."""
+"""Ghost clipping agrees with per-sample hooks and refuses tied weights; auto picks a mode."""
 
 import pytest
 import torch
@@ -9,6 +9,7 @@ from privft.data.encoding import CausalLMCollator, EncodedRecord, per_sample_los
 from privft.models import load_model
 from privft.privacy import plan_privacy
 from privft.privacy.engine import (
+    FUNCTORCH_MIN_PARAMETERS,
     UnsupportedModelError,
     choose_grad_sample_mode,
     make_private_training,
@@ -63,3 +64,42 @@ def test_ghost_rejects_tied_embeddings(tiny_model_dir):
 def test_auto_picks_hooks_on_cpu(tiny_model_dir):
     model = load_model(str(tiny_model_dir("gpt_neox")))
     assert choose_grad_sample_mode("auto", model) == "hooks"
+
+
+def meta_llama(hidden: int) -> torch.nn.Module:
+    """A Llama-shaped model on the meta device: parameter counts without memory."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=32000, hidden_size=hidden, intermediate_size=4 * hidden,
+                         num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=4)
+    with torch.device("meta"):
+        return LlamaForCausalLM(config)
+
+
+def train_only_attention_queries(model: torch.nn.Module) -> None:
+    for name, param in model.named_parameters():
+        param.requires_grad = name.endswith("q_proj.weight")
+
+
+def test_auto_picks_functorch_for_adapters_on_large_model():
+    large = meta_llama(1024)
+    assert sum(p.numel() for p in large.parameters()) >= FUNCTORCH_MIN_PARAMETERS
+    train_only_attention_queries(large)
+    assert choose_grad_sample_mode("auto", large) == "functorch"
+
+
+def test_auto_keeps_hooks_for_full_training_on_large_model():
+    assert choose_grad_sample_mode("auto", meta_llama(1024)) == "hooks"
+
+
+def test_auto_keeps_hooks_for_adapters_on_small_model():
+    small = meta_llama(64)
+    assert sum(p.numel() for p in small.parameters()) < FUNCTORCH_MIN_PARAMETERS
+    train_only_attention_queries(small)
+    assert choose_grad_sample_mode("auto", small) == "hooks"
+
+
+def test_explicit_mode_wins_over_auto_rule():
+    large = meta_llama(1024)
+    train_only_attention_queries(large)
+    assert choose_grad_sample_mode("hooks", large) == "hooks"
