@@ -73,12 +73,56 @@ def test_shell_command_runs(tmp_path, tiny_model_dir, tiny_data_dir):
     assert (Path(sweep.runs[0].run_dir) / "results.json").exists()
 
 
+def write_eight_run_sweep(folder: Path, model: Path, data: Path) -> Path:
+    """A sweep file of 4 recipes x 2 seeds on the tiny model: 8 runs."""
+    import yaml
+
+    raw = {
+        "name": "eight",
+        "out": str(folder / "unused"),
+        "base": {"model": str(model), "epochs": 1, "batch_size": 8, "max_length": 48},
+        "grid": {
+            "recipe": ["full", "lora", "dp_sgd", "dp_lora"],
+            "epsilon": [8],
+            "lora_r": [2],
+            "seed": [0, 1],
+        },
+        "datasets": {"tiny": {"path": str(data)}},
+        "eval": {"exposure": "sampled", "exposure_samples": 50},
+        "resources": {"num_cpus": 1, "max_retries": 0},
+    }
+    path = folder / "eight.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def sweep_statuses(out: Path) -> list[str]:
+    return [run["status"] for run in json.loads((out / "sweep.json").read_text())["runs"]]
+
+
 @pytest.mark.slow
-def test_ray_sweep_local_instance(tmp_path, tiny_model_dir, tiny_data_dir, monkeypatch):
-    pytest.importorskip("ray", reason="Ray is not installed; pip install 'privft[ray]'")
-    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
-    sweep = tiny_sweep(tmp_path, tiny_model_dir("gpt_neox"), tiny_data_dir, seeds=(0, 1))
-    outcomes = run_sweep(sweep, backend="ray")
-    assert sorted(o.status for o in outcomes) == ["completed"] * 4
-    for run in sweep.runs:
-        assert (Path(run.run_dir) / "results.json").exists()
+@pytest.mark.parametrize("backend", ["local", "ray"])
+def test_cli_sweep_of_eight_runs(tmp_path, tiny_model_dir, tiny_data_dir, monkeypatch, backend):
+    """`privft sweep` completes 8 runs, then a second invocation skips every one."""
+    from typer.testing import CliRunner
+
+    from privft.cli import app
+
+    if backend == "ray":
+        pytest.importorskip("ray", reason="Ray is not installed; pip install 'privft[ray]'")
+        monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    sweep_file = write_eight_run_sweep(tmp_path, tiny_model_dir("gpt_neox"), tiny_data_dir)
+    out = tmp_path / backend
+    command = ["sweep", str(sweep_file), "--out", str(out), "--backend", backend]
+    first = CliRunner().invoke(app, command)
+    assert first.exit_code == 0, first.output
+    assert sweep_statuses(out) == ["completed"] * 8
+    results = sorted(out.glob("runs/*/results.json"))
+    assert len(results) == 8
+    stamps = [path.stat().st_mtime_ns for path in results]
+    assert (out / "frontier" / "tiny" / "frontier.html").exists()
+
+    second = CliRunner().invoke(app, command + ["--no-frontier"])
+    assert second.exit_code == 0, second.output
+    assert sweep_statuses(out) == ["skipped"] * 8
+    assert [path.stat().st_mtime_ns for path in results] == stamps

@@ -174,11 +174,12 @@ def tied_trainable_parameters(model: torch.nn.Module) -> list[str]:
     return [names[0] for names in owners.values() if len(names) > 1]
 
 
-# ``auto`` on the CPU picks functorch for adapters on a model at least this large. Measured with
-# benchmarks/dp_overhead (batch 8, sequence 128, 2 cores): on a 135M-parameter Llama-shaped
-# model DP-LoRA cost 1.10x (functorch) against 1.22x (hooks) of non-private LoRA, and 1.19x
-# against 1.33x in a second, loaded run; on the 4.9M-parameter built-in model the two were
-# within noise (1.03x and 1.01x). Where between those sizes the crossing lies is not measured.
+# ``auto`` on the CPU picks functorch for adapters on a model at least this large. In
+# benchmarks/dp_overhead (batch 8, sequence 128, 2 cores), DP-LoRA on a 135M-parameter
+# Llama-shaped model cost 1.10x non-private LoRA with functorch and 1.22x with hooks. A second
+# run, on a loaded machine, gave 1.19x and 1.33x. On the 4.9M-parameter built-in model the two
+# modes were within noise (1.03x and 1.01x).
+# NOTE: the crossing between those two sizes is not measured; 50M is a guess between them.
 FUNCTORCH_MIN_PARAMETERS = 50_000_000
 # Trainable share of all parameters below which a model counts as trained through adapters.
 ADAPTER_MAX_TRAINABLE_SHARE = 0.1
