@@ -152,9 +152,10 @@ def test_example_sweeps_parse():
     assert len(study.runs) == 2 * (1 + 1 + 3 + 3) * 3
 
 
-def test_study_subset_parses():
-    subset = load_sweep(ROOT / "benchmarks" / "tradeoff_study" / "sweep.yaml")
-    assert len(subset.runs) == (1 + 1 + 3 + 3) * 3
+def test_study_sweep_parses():
+    study = load_sweep(ROOT / "benchmarks" / "tradeoff_study" / "sweep.yaml")
+    # Two domains x (full + LoRA + DP-SGD and DP-LoRA at 3 epsilons) x 3 seeds.
+    assert len(study.runs) == 2 * (1 + 1 + 3 + 3) * 3
 
 
 def test_out_option_overrides(tmp_path):
@@ -219,7 +220,7 @@ def test_command_eval_options(tmp_path):
 
 def test_exposure_methods_match_evaluator():
     from privft.evaluation.exposure import EXPOSURE_METHODS as EVALUATOR_METHODS
-    from privft.sweep import EXPOSURE_METHODS
+    from privft.sweep.plan import EXPOSURE_METHODS
 
     assert set(EXPOSURE_METHODS) == set(EVALUATOR_METHODS)
 
