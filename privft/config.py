@@ -19,6 +19,7 @@ ACCOUNTANT_NAMES = ("rdp", "prv")
 GRAD_SAMPLE_MODES = ("auto", "hooks", "functorch", "ghost")
 SAMPLING_NAMES = ("poisson", "shuffle")
 TRACKER_NAMES = ("tensorboard", "mlflow", "wandb")
+SHARDING_NAMES = ("none", "fsdp")
 BUILTIN_MODEL = "builtin"
 
 
@@ -165,6 +166,9 @@ class TrainConfig:
     eval_every: int = 0
     # Experiment trackers to log to, all offline: tensorboard, mlflow, wandb (privft.tracking).
     report_to: list[str] = field(default_factory=list)
+    # fsdp: with several processes, split the weights, gradients and optimizer state of a
+    # non-private recipe over the ranks (FSDP2); none: every rank holds the whole model.
+    sharding: str = "none"
     lora: LoRASettings = field(default_factory=LoRASettings)
     dp: DPSettings = field(default_factory=DPSettings)
 
@@ -212,11 +216,32 @@ class TrainConfig:
             problems.append(
                 f"report_to names unknown trackers {unknown}; valid: {', '.join(TRACKER_NAMES)}"
             )
+        problems += self._sharding_problems()
         if not self.learning_rate > 0:
             problems.append(f"learning_rate must be positive, got {self.learning_rate!r}")
         if not 0 <= self.warmup_ratio < 1:
             problems.append(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}")
         _raise_if_any(problems, "training settings")
+
+    def _sharding_problems(self) -> list[str]:
+        if self.sharding not in SHARDING_NAMES:
+            return [f"sharding {self.sharding!r} is unknown; valid: {', '.join(SHARDING_NAMES)}"]
+        if self.sharding == "none":
+            return []
+        problems = []
+        if self.uses_dp:
+            problems.append(
+                f"sharding {self.sharding!r} is not supported by the DP recipe {self.recipe!r}: "
+                "opacus computes per-sample gradients from whole layers on every rank. Use "
+                "sharding 'none' (data parallel), or a non-private recipe (full, lora)"
+            )
+        if isinstance(self.eval_every, int) and self.eval_every > 0:
+            problems.append(
+                f"eval_every {self.eval_every} is not supported with sharding "
+                f"{self.sharding!r}: the dynamics are measured on rank 0 alone, which holds only "
+                "a slice of a sharded model. Set eval_every to 0"
+            )
+        return problems
 
     @property
     def uses_dp(self) -> bool:

@@ -1,9 +1,12 @@
 """Training with several processes: world size check, rank roles and the collectives privft uses.
 
-privft runs every recipe data-parallel: each process (rank) has a full copy of the model and
-works on its share of every logical batch. Launch with ``accelerate launch --multi_gpu
---num_processes N -m privft train ...`` (also on machines without GPUs), ``torchrun``, or
-``python -m privft.launch``. Only rank 0 (the main process) writes files.
+privft runs every recipe data-parallel: each process (rank) works on its share of every logical
+batch. Each rank holds a full copy of the model, unless a non-private run sets ``sharding:
+fsdp``: then ``shard_model`` splits every parameter over the ranks with FSDP2.
+
+Launch with ``accelerate launch --multi_gpu --num_processes N -m privft train ...`` (also on
+machines without GPUs), ``torchrun``, or ``python -m privft.launch``. Only rank 0 (the main
+process) writes files.
 
 Set ``PRIVFT_EXPECTED_WORLD_SIZE`` (``privft train --num-processes N`` and ``privft.launch`` do)
 to make every rank fail at once when the launcher started a different number of processes than
@@ -24,6 +27,9 @@ import torch
 import torch.distributed as dist
 from accelerate import Accelerator
 from accelerate.utils import DistributedType
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.fsdp import FSDPModule, fully_shard
+from torch.distributed.tensor import DTensor
 
 from privft.launch import EXPECTED_WORLD_SIZE_ENV
 
@@ -69,15 +75,19 @@ def check_world_size(actual: int, expected: int | None) -> None:
 
 
 def check_launch_type(distributed_type: DistributedType) -> None:
-    """Reject launches that shard the model (FSDP, DeepSpeed, Megatron-LM) or use XLA."""
+    """Reject accelerate launches that shard the model (FSDP, DeepSpeed, Megatron-LM) or use XLA.
+
+    privft shards a model itself (``sharding: fsdp``), so it needs a plain multi-process launch.
+    """
     if distributed_type in DATA_PARALLEL_TYPES:
         return
     raise LaunchError(
-        f"privft trains data-parallel only, but this accelerate launch uses "
-        f"{distributed_type.value}. The DP recipes need whole layers on every rank for opacus's "
-        "per-sample gradients, and privft's checkpoints are written from unsharded weights. "
-        "Launch with recipes/accelerate/ddp_multi_gpu.yaml (or --multi_gpu); "
-        "docs/distributed.md lists what runs at scale"
+        f"this accelerate launch uses {distributed_type.value}, which privft does not support: "
+        "privft shards the model itself. Launch with --multi_gpu (or "
+        "recipes/accelerate/ddp_multi_gpu.yaml), and to shard a non-private recipe (full, lora) "
+        "set `sharding: fsdp` in the config or pass `privft train --sharding fsdp`. The DP "
+        "recipes cannot be sharded: opacus's per-sample gradients need whole layers on every "
+        "rank. docs/distributed.md lists what runs at scale"
     )
 
 
@@ -220,11 +230,57 @@ def is_main_process() -> bool:
 
 
 def parameter_digest(model: torch.nn.Module) -> str:
-    """Return the SHA-256 of the trainable parameters' names and exact bytes, to compare ranks."""
+    """Return the SHA-256 of the trainable parameters' names and exact bytes, to compare ranks.
+
+    A sharded parameter is gathered first, so the digest is that of the full weights, equal to an
+    unsharded model's. With a sharded model every rank must call this, because the gathering is
+    a collective.
+    """
     digest = hashlib.sha256()
     for name, param in model.named_parameters():
         if param.requires_grad:
             digest.update(name.encode())
-            data = param.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8)
+            tensor = param.detach()
+            if isinstance(tensor, DTensor):
+                tensor = tensor.full_tensor()
+            data = tensor.to("cpu").contiguous().reshape(-1).view(torch.uint8)
             digest.update(data.numpy().tobytes())
     return digest.hexdigest()
+
+
+def is_sharded(model: torch.nn.Module) -> bool:
+    """Return True if ``shard_model`` has split the model's parameters over the ranks."""
+    return isinstance(model, FSDPModule)
+
+
+def transformer_block_names(model: torch.nn.Module) -> set[str]:
+    """Return the class names of the model's transformer blocks.
+
+    They are the Hugging Face model's ``_no_split_modules``. A peft model is looked through to
+    the model it adapts.
+    """
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return set(getattr(base, "_no_split_modules", None) or [])
+
+
+def shard_model(model: torch.nn.Module, device: torch.device) -> None:
+    """Shard ``model`` in place over all ranks with FSDP2: each transformer block, then the root.
+
+    Every parameter becomes a DTensor of which each rank holds one slice along dimension 0. A
+    block's weights are gathered for its forward and backward only, and gradients are averaged
+    over the ranks by a reduce-scatter. Build the optimizer after this call, from the new
+    parameters.
+    """
+    world = init_device_mesh(device.type, (dist.get_world_size(),))
+    names = transformer_block_names(model)
+    blocks = [module for module in model.modules() if type(module).__name__ in names]
+    if not blocks:
+        logger.warning(
+            "%s names no transformer blocks in _no_split_modules, or none of %s was found; "
+            "sharding it as one unit, so every forward gathers all of its weights at once",
+            type(model).__name__,
+            sorted(names),
+        )
+    for block in blocks:
+        fully_shard(block, mesh=world)
+    fully_shard(model, mesh=world)

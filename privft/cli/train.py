@@ -36,6 +36,11 @@ class Sampling(str, Enum):
     shuffle = "shuffle"
 
 
+class Sharding(str, Enum):
+    none = "none"
+    fsdp = "fsdp"
+
+
 NumProcesses = Annotated[
     int | None,
     typer.Option(
@@ -120,6 +125,13 @@ def train(
             "option or separate names with commas); files go under the run folder."
         ),
     ] = None,
+    sharding: Annotated[
+        Sharding | None,
+        typer.Option(
+            help="fsdp: split the weights, gradients and optimizer state over the processes "
+            "(full and lora only); none: every process holds the whole model."
+        ),
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     num_processes: NumProcesses = None,
 ) -> None:
@@ -149,6 +161,7 @@ def train(
         if report_to
         else None,
         "eval_every": eval_every,
+        "sharding": sharding.value if sharding else None,
         "dp": {
             "epsilon": epsilon,
             "delta": delta,

@@ -7,6 +7,10 @@ folder is fully written, so a crash mid-save leaves the previous checkpoint in f
 
 The final model goes to ``<run>/checkpoint/`` through ``checkpoint.tmp/``, swapped in only once
 it is complete.
+
+A model sharded over the ranks (``privft.distributed.shard_model``) is saved in the same files:
+every rank takes part in gathering the full tensors, and rank 0 writes them. A checkpoint
+therefore resumes with any number of processes, sharded or not.
 """
 
 from __future__ import annotations
@@ -23,7 +27,15 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_model_state_dict,
+    set_optimizer_state_dict,
+)
 
+from privft.distributed import is_main_process, is_sharded
 from privft.storage import atomic_write_json, fsync_dir
 
 logger = logging.getLogger(__name__)
@@ -49,12 +61,69 @@ class TrainerState:
     accountant_history: list[list[float]] = field(default_factory=list)
 
 
+# Full (unsharded) tensors, moved to the CPU of rank 0 only; the other ranks get empty dicts.
+GATHER_TO_RANK0 = StateDictOptions(full_state_dict=True, cpu_offload=True)
+
+
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {
-        name: p.detach().cpu().contiguous()
-        for name, p in model.named_parameters()
-        if p.requires_grad
+    """Return the trainable parameters as full CPU tensors, by parameter name.
+
+    With a sharded model every rank must call this, because the parameters are gathered from
+    all ranks. Only rank 0 gets the tensors and the other ranks get an empty dict.
+    """
+    names = [name for name, p in model.named_parameters() if p.requires_grad]
+    if is_sharded(model):
+        options = StateDictOptions(
+            full_state_dict=True, cpu_offload=True, ignore_frozen_params=True
+        )
+        gathered = get_model_state_dict(model, options=options)
+        return {name: gathered[name].contiguous() for name in names if name in gathered}
+    params = dict(model.named_parameters())
+    return {name: params[name].detach().cpu().contiguous() for name in names}
+
+
+def optimizer_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """Return the optimizer's state dict, keyed by parameter position as ``state_dict()`` is.
+
+    With a sharded model every rank must call this: the state is gathered from all ranks, only
+    rank 0 gets it, and the other ranks get an empty dict.
+    """
+    if not is_sharded(model):
+        return optimizer.state_dict()
+    gathered = get_optimizer_state_dict(model, optimizer, options=GATHER_TO_RANK0)
+    if not is_main_process():
+        return {}
+    # The gathered state is keyed by parameter name. Number the names in parameter-group order,
+    # as Optimizer.state_dict numbers the parameters, so the file matches an unsharded run's.
+    positions: dict[str, int] = {}
+    groups = []
+    for group in gathered["param_groups"]:
+        ids = []
+        for name in group["params"]:
+            positions[name] = len(positions)
+            ids.append(positions[name])
+        groups.append({**group, "params": ids})
+    state = {positions[name]: value for name, value in gathered["state"].items()}
+    return {"state": state, "param_groups": groups}
+
+
+def _load_sharded_optimizer(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, saved: dict[str, Any]
+) -> None:
+    """Load a position-keyed optimizer state dict into the optimizer of a sharded model."""
+    # The optimizer was built from the trainable parameters in this order, so position i is the
+    # i-th name.
+    names = [name for name, p in model.named_parameters() if p.requires_grad]
+    by_name = {
+        "state": {names[position]: value for position, value in saved["state"].items()},
+        "param_groups": [
+            {**group, "params": [names[position] for position in group["params"]]}
+            for group in saved["param_groups"]
+        ],
     }
+    set_optimizer_state_dict(
+        model, optimizer, by_name, options=StateDictOptions(full_state_dict=True)
+    )
 
 
 def save_training_state(
@@ -69,16 +138,24 @@ def save_training_state(
 
     A failed write (a full disk, a lost mount) is logged and returns False. The previous
     checkpoint then stays in force and training can go on.
+
+    With a sharded model every rank must call this, because the weights and optimizer state are
+    gathered from all ranks. Only rank 0 writes, and the other ranks return True once their
+    shards are sent.
     """
+    weights = trainable_state(model)
+    optimizer_saved = optimizer_state(model, optimizer)
+    if is_sharded(model) and not is_main_process():
+        return True
     root = Path(run_dir) / "state"
     folder = root / f"step-{state.step:06d}"
     try:
         if folder.exists():
             shutil.rmtree(folder)
         folder.mkdir(parents=True)
-        save_file(trainable_state(model), folder / "trainable.safetensors")
+        save_file(weights, folder / "trainable.safetensors")
         torch.save(
-            {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
+            {"optimizer": optimizer_saved, "scheduler": scheduler.state_dict()},
             folder / "optimizer.pt",
         )
         atomic_write_json(folder / "trainer_state.json", asdict(state))
@@ -154,7 +231,8 @@ def restore_training_state(
     """Load trainable weights, optimizer and scheduler state saved by ``save_training_state``.
 
     Raises CheckpointError when a file is damaged or the optimizer state contains pickled objects
-    other than tensors and plain containers, which are never loaded.
+    other than tensors and plain containers, which are never loaded. With a sharded model every
+    rank must call this: each reads the full tensors and keeps its own slice.
     """
     try:
         weights = load_file(folder / "trainable.safetensors")
@@ -177,25 +255,57 @@ def restore_training_state(
             f"checkpoint {folder} has weights the model lacks: {missing[:3]}; "
             "was the run folder's config changed?"
         )
-    with torch.no_grad():
-        for name, tensor in weights.items():
-            params[name].copy_(tensor)
-    optimizer.load_state_dict(saved["optimizer"])
+    if is_sharded(model):
+        options = StateDictOptions(full_state_dict=True, strict=False)
+        set_model_state_dict(model, weights, options=options)
+        _load_sharded_optimizer(model, optimizer, saved["optimizer"])
+    else:
+        with torch.no_grad():
+            for name, tensor in weights.items():
+                params[name].copy_(tensor)
+        optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
 
 
-def save_final_model(run_dir: Path, model: torch.nn.Module, tokenizer: Any) -> None:
+def final_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Gather the full weights of a sharded model that ``save_final_model`` writes.
+
+    Every rank must call this. Rank 0 gets CPU tensors and the other ranks get an empty dict: a
+    peft model's trainable (adapter) weights, or any other model's whole state dict.
+    """
+    if hasattr(model, "get_base_model"):
+        return trainable_state(model)
+    state = get_model_state_dict(model, options=GATHER_TO_RANK0)
+    # Gathering copies tied weights (GPT-2's embedding and output layer) into separate tensors.
+    # Point each alias at one tensor again, so that save_pretrained drops the duplicates as it
+    # does for the unsharded model.
+    first_name: dict[int, str] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        first = first_name.setdefault(id(param), name)
+        if first != name and first in state:
+            state[name] = state[first]
+    return state
+
+
+def save_final_model(
+    run_dir: Path,
+    model: torch.nn.Module,
+    tokenizer: Any,
+    state_dict: dict[str, torch.Tensor] | None = None,
+) -> None:
     """Write the final weights (safetensors) and tokenizer to ``<run>/checkpoint/``.
 
-    The files go to ``checkpoint.tmp/`` first and replace the old folder only when complete. On
-    failure the partial folder is removed and a CheckpointError names the command to retry.
+    ``state_dict`` replaces the model's own weights, for a sharded model whose full weights
+    ``final_state_dict`` gathered. The files go to ``checkpoint.tmp/`` first and replace the old
+    folder only when complete. On failure the partial folder is removed and a CheckpointError
+    names the command to retry.
     """
     run_dir = Path(run_dir)
     final = run_dir / "checkpoint"
     tmp, old = run_dir / "checkpoint.tmp", run_dir / "checkpoint.old"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        model.save_pretrained(tmp, safe_serialization=True)
+        model.save_pretrained(tmp, safe_serialization=True, state_dict=state_dict)
         tokenizer.save_pretrained(tmp)
         _fsync_files(tmp)
     except IO_ERRORS as err:

@@ -8,7 +8,8 @@ batch, a JSONL log, resumable checkpoints, and the final checkpoint and run info
 With several processes (``accelerate launch``, see privft.distributed) every rank draws the same
 logical batch and trains on its own share of it. The ranks' gradients are combined once per
 logical batch, so the update is the one a single process would make on the whole batch. Only rank
-0 writes files.
+0 writes files. A non-private run with ``sharding: fsdp`` splits the model over the ranks
+(privft.distributed.shard_model) instead of copying it to each.
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from torch.distributed.tensor import DTensor
 
 from privft.config import TrainConfig, save_config
 from privft.data import load_dataset_dir
 from privft.data.encoding import CausalLMCollator, EncodedRecord, encode_records, per_sample_loss
-from privft.distributed import Job, mark_failed, parameter_digest, start_job
+from privft.distributed import Job, mark_failed, parameter_digest, shard_model, start_job
 from privft.models import check_max_length, count_parameters, load_model, load_tokenizer
 from privft.privacy import PoissonBatchSampler, PrivateTraining, make_private_training, plan_privacy
 from privft.privacy.ledger import write_privacy_ledger
@@ -35,6 +37,7 @@ from privft.privacy.sampling import ShuffledBatchSampler, rank_share, step_seed
 from privft.progress import ProgressBar
 from privft.recipes.checkpoint import (
     TrainerState,
+    final_state_dict,
     load_training_state,
     restore_training_state,
     save_final_model,
@@ -66,6 +69,8 @@ class Trainer:
         self.run_dir = Path(config.out)
         self.private: PrivateTraining | None = None
         self.job: Job | None = None
+        # True when the model's parameters are split over the ranks (sharding: fsdp).
+        self.sharded = False
         self.rank_records = 0
         self.tracker = None
 
@@ -92,6 +97,8 @@ class Trainer:
         self.model = self.make_trainable(model, config)
         self.model.train()
         self.trainable, self.total_params = count_parameters(self.model)
+        # Sharding turns the parameters into DTensors, so it comes before the optimizer is built.
+        self._shard_if_requested()
         params = [p for p in self.model.parameters() if p.requires_grad]
         raw_optimizer = torch.optim.AdamW(
             params, lr=config.learning_rate, weight_decay=config.weight_decay
@@ -111,11 +118,23 @@ class Trainer:
             )
             self.forward_module = self.private.module
             self.optimizer = self.private.optimizer
+        elif self.sharded:
+            # FSDP2 hooks into the model itself; no wrapper and no accelerate preparation.
+            self.forward_module, self.optimizer = self.model, raw_optimizer
         else:
             # With several processes this wraps the model in DistributedDataParallel.
             self.forward_module, self.optimizer = self.accelerator.prepare(
                 self.model, raw_optimizer
             )
+
+    def _shard_if_requested(self) -> None:
+        if self.config.sharding != "fsdp":
+            return
+        if not self.job.distributed:
+            logger.info("sharding fsdp with one process: training the unsharded model")
+            return
+        shard_model(self.model, self.device)
+        self.sharded = True
 
     def _plan_steps(self) -> None:
         config, n = self.config, len(self.records)
@@ -195,8 +214,9 @@ class Trainer:
                     self.optimizer.step()
                     self.optimizer.zero_grad(set_to_none=True)
                 else:
-                    # DistributedDataParallel averages over ranks. Scaled by world_size, the
-                    # result is the gradient of the whole logical batch's mean loss.
+                    # DistributedDataParallel, and FSDP2's reduce-scatter, average over ranks.
+                    # Scaled by world_size, the result is the gradient of the whole logical
+                    # batch's mean loss.
                     self.accelerator.backward(losses.sum() * job.world_size / len(drawn))
                     self.monitor.sample()
         for number in range(fillers):
@@ -229,9 +249,10 @@ class Trainer:
     def _filler_chunks(self, drawn: int, chunks: int) -> int:
         """Chunks of weight zero this rank adds so that every rank runs as many chunks.
 
-        DistributedDataParallel communicates in every forward and synchronized backward, so the
-        ranks of a non-private run must run the same number of chunks. Rank 0 has the largest
-        share. The DP recipes communicate once per logical step and need no fillers.
+        DistributedDataParallel and FSDP communicate in every forward and synchronized backward
+        (FSDP gathers each block's weights), so the ranks of a non-private run must run the same
+        number of chunks. Rank 0 has the largest share. The DP recipes communicate once per
+        logical step and need no fillers.
         """
         if self.private is not None or not self.job.distributed:
             return 0
@@ -239,8 +260,15 @@ class Trainer:
         return -(-largest_share // self.config.physical_batch_size) - chunks
 
     def _gradient_sync(self, last: bool):
-        """Skip DistributedDataParallel's gradient averaging on all but the last chunk."""
-        if last or self.private is not None:
+        """Skip the gradient averaging over ranks on all but the last chunk (non-private runs)."""
+        if self.private is not None:
+            return nullcontext()
+        if self.sharded:
+            # Until the last chunk, FSDP2 accumulates unsharded gradients on each rank, and the
+            # last chunk's backward reduce-scatters the sum.
+            self.model.set_requires_gradient_sync(last)
+            return nullcontext()
+        if last:
             return nullcontext()
         return self.accelerator.no_sync(self.forward_module)
 
@@ -274,7 +302,8 @@ class Trainer:
         )
 
     def _checkpoint(self, step: int) -> None:
-        if not self.job.is_main:
+        # A sharded model's state is gathered from every rank, and rank 0 writes it.
+        if not self.job.is_main and not self.sharded:
             return
         save_training_state(
             self.run_dir,
@@ -383,14 +412,16 @@ class Trainer:
         job = self.job
         ranks = self._check_ranks_agree() if job.distributed else None
         state = self._state(self.stop_step)
-        # The largest peak of any rank: each has a full copy of the model.
+        # The largest peak of any rank: each has a full copy of the model, or an equal slice.
         peak_memory_mb = job.max(state.peak_memory_mb)
+        # Gathering a sharded model's weights needs every rank; rank 0 gets them.
+        final_weights = final_state_dict(self.model) if self.sharded else None
         if not job.is_main:
             # Leave with rank 0's finished run info, once rank 0 has written everything.
             vars(info).update(vars(job.broadcast(None)))
             return
 
-        self._save_final_model()
+        self._save_final_model(final_weights)
         extra = {}
         if self.private is not None:
             self._check_budget()
@@ -399,7 +430,12 @@ class Trainer:
             if self.stop_step < self.total_steps:
                 extra["stopped_by"] = "epsilon_budget"
         if ranks is not None:
-            info.environment["distributed"] = {**job.describe(), "ranks": ranks}
+            sharding = "fsdp" if self.sharded else "none"
+            info.environment["distributed"] = {
+                **job.describe(),
+                "sharding": sharding,
+                "ranks": ranks,
+            }
 
         info.complete(
             steps=self.stop_step,
@@ -436,6 +472,8 @@ class Trainer:
         mine = {
             "rank": self.job.rank,
             "parameter_sha256": parameter_digest(self.model),
+            # Parameter elements stored on this rank: a slice of the model when it is sharded.
+            "local_parameters": sum(_local(p).numel() for p in self.model.parameters()),
             "epsilon": self._epsilon(),
             "records": self.rank_records,
         }
@@ -452,8 +490,13 @@ class Trainer:
             )
         return ranks
 
-    def _save_final_model(self) -> None:
-        save_final_model(self.run_dir, self.model, self.tokenizer)
+    def _save_final_model(self, state_dict: dict[str, torch.Tensor] | None = None) -> None:
+        save_final_model(self.run_dir, self.model, self.tokenizer, state_dict)
+
+
+def _local(param: torch.Tensor) -> torch.Tensor:
+    """Return the part of a parameter stored on this rank: its slice if sharded, else itself."""
+    return param.to_local() if isinstance(param, DTensor) else param
 
 
 def _truncate_log(path: Path, step: int) -> None:

@@ -53,8 +53,13 @@ def test_data_parallel_accepted(kind):
 
 @pytest.mark.parametrize("kind", [DistributedType.FSDP, DistributedType.DEEPSPEED])
 def test_sharded_launch_rejected(kind):
-    with pytest.raises(LaunchError, match="data-parallel only"):
+    with pytest.raises(LaunchError, match=f"uses {kind.value}, which privft does not support"):
         check_launch_type(kind)
+
+
+def test_sharded_launch_points_to_sharding_option():
+    with pytest.raises(LaunchError, match="set `sharding: fsdp`"):
+        check_launch_type(DistributedType.FSDP)
 
 
 def expect_two(monkeypatch, tmp_path) -> TrainConfig:
