@@ -1,6 +1,7 @@
 """The real CLI end to end through Typer's test runner, on a tiny model and synthetic data."""
 
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -86,3 +87,23 @@ def test_eval_unfinished_run_names_resume(tmp_path, tiny_data_dir):
     result = invoke("eval", run)
     assert result.exit_code == 1
     assert "privft resume" in result.output
+
+
+@pytest.mark.parametrize("arch", ["gpt_neox", "gpt2", "llama"])
+@pytest.mark.parametrize("recipe", ["dp_sgd", "dp_lora"])
+def test_dp_train_prints_epsilon_within_target(tmp_path, tiny_model_dir, tiny_data_dir, recipe,
+                                               arch):
+    run = tmp_path / "run"
+    result = invoke(
+        "train", "--recipe", recipe, "--data", tiny_data_dir, "--out", run,
+        "--model", tiny_model_dir(arch), "--epochs", 0.5, "--batch-size", 4,
+        "--max-length", 32, "--lora-r", 2, "--epsilon", 3, "--no-progress",
+    )
+    assert result.exit_code == 0, result.output
+    printed = re.search(r"epsilon (\d+\.\d+)", result.output)
+    assert printed is not None, result.output
+    ledger = json.loads((run / "privacy.json").read_text())
+    assert float(printed.group(1)) == pytest.approx(ledger["epsilon"], abs=5e-4)
+    assert 0 < ledger["epsilon"] <= 3.0
+    assert ledger["target_epsilon"] == 3.0
+    assert ledger["steps"] == ledger["planned_steps"]

@@ -16,15 +16,6 @@ STEPS = 5
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Run torch on one thread: tiny models gain nothing from intra-op threads."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     return write_tiny_data(tmp_path_factory.mktemp("dynamics-data"))

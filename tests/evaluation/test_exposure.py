@@ -21,16 +21,6 @@ from privft.evaluation.exposure import (
 )
 from privft.models import load_model
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Run torch on one thread: tiny models gain nothing from intra-op threads."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 PREFIX = "Note: the verification code is "
 
 

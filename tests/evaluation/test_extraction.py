@@ -16,16 +16,6 @@ from privft.evaluation.extraction import (
 )
 from privft.models import load_model
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Run torch on one thread: tiny models gain nothing from intra-op threads."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 TEXT = "Customer: Hi, I am Dana Whitfield and my email is dana7@example.com. Thanks."
 SPANS = [Span(19, 33, "PERSON"), Span(50, 67, "EMAIL")]
 

@@ -26,15 +26,6 @@ from privft.evaluation.statistics import resample_weights
 from privft.models import load_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Run torch on one thread: tiny models gain nothing from intra-op threads."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def test_auc_matches_sklearn():
     rng = np.random.default_rng(1)
     members, nonmembers = rng.normal(0.5, 1, 200), rng.normal(0, 1, 300)

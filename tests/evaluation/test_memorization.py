@@ -2,20 +2,9 @@ import itertools
 
 import numpy as np
 import pytest
-import torch
 
 from privft.evaluation.memorization import memorization_report
 from privft.evaluation.scoring import TokenScores
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Run torch on one thread: tiny models gain nothing from intra-op threads."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 P, E = "PERSON", "EMAIL"
 

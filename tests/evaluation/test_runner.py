@@ -2,22 +2,11 @@ import json
 import math
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from privft.cli.app import app
 from privft.evaluation import evaluate_pair
 from privft.evaluation.runner import flat_measures
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Run torch on one thread: tiny models gain nothing from intra-op threads."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 QUICK = {"exposure_method": "sampled", "exposure_samples": 200, "show_progress": False}
 

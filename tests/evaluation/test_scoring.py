@@ -11,15 +11,6 @@ from privft.evaluation.scoring import score_records, target_statistics
 from privft.models import load_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Run torch on one thread: tiny models gain nothing from intra-op threads."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def setup(tiny_model_dir):
     folder = tiny_model_dir("gpt2")

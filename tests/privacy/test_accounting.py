@@ -25,15 +25,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:Full backward hook:UserWarning",
                                         "ignore:Optimal order is the largest alpha:UserWarning")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Run torch single-threaded: tiny models gain nothing from intra-op threads."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def fresh_epsilon(accountant: str, *, noise: float, sample_rate: float, steps: int,
                   delta: float) -> float:
     """Step a new opacus accountant once per training step and return its epsilon."""

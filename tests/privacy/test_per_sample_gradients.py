@@ -31,15 +31,6 @@ RTOL = 1e-6
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Run torch single-threaded: tiny models gain nothing from intra-op threads."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def make_model(arch: str, lora: bool) -> torch.nn.Module:
     """Build a float64 tiny model in train mode with dropout off and, for LoRA, nonzero B."""
     model = build_tiny_model(arch, VOCAB_SIZE)

@@ -30,15 +30,6 @@ COST_FIELDS = ("steps", "train_time_s", "time_per_step_s", "peak_memory_mb", "me
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Run torch single-threaded: tiny models gain nothing from intra-op threads."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory) -> Path:
     return write_tiny_data(tmp_path_factory.mktemp("recipe-data"))
