@@ -107,30 +107,41 @@ def child(args: argparse.Namespace) -> None:
 
         profiler = profile(activities=[ProfilerActivity.CPU])
         profiler.__enter__()
+    cpu_times = []
     for step in range(1, args.steps + 1):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         trainer._train_step(step)
         times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - cpu_start)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     row = {"step_s": statistics.median(times), "steps": times, "peak_mb": peak_mb}
+    # CPU time of this process: with one thread it counts the work done and not the time spent
+    # waiting for a core, so it compares variants even on a machine that other jobs load.
+    row["cpu_step_s"] = statistics.median(cpu_times)
     if profiler is not None:
         profiler.__exit__(None, None, None)
-        row["phases_s"] = {k: sum(v) / args.steps for k, v in phases.items()}
+        row["phases_s"] = {k: sum(v) / args.steps for k, (v, _) in phases.items()}
+        row["phases_cpu_s"] = {k: sum(c) / args.steps for k, (_, c) in phases.items()}
         row["top_ops"] = top_ops(profiler, args.steps)
     print(json.dumps(row))
 
 
-def time_phases(trainer) -> dict[str, list[float]]:
-    """Wrap the forward pass, backward pass and optimizer step of ``trainer`` with timers."""
-    phases: dict[str, list[float]] = {}
+def time_phases(trainer) -> dict[str, tuple[list[float], list[float]]]:
+    """Wrap the forward pass, backward pass and optimizer step of ``trainer`` with timers.
+
+    Each phase collects (wall-clock seconds, CPU seconds) per call.
+    """
+    phases: dict[str, tuple[list[float], list[float]]] = {}
 
     def timed(name, function):
         def wrapper(*args, **kwargs):
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             try:
                 return function(*args, **kwargs)
             finally:
-                phases.setdefault(name, []).append(time.perf_counter() - start)
+                wall, cpu = phases.setdefault(name, ([], []))
+                wall.append(time.perf_counter() - start)
+                cpu.append(time.process_time() - cpu_start)
 
         return wrapper
 
@@ -253,6 +264,8 @@ def add_ratios(rows: dict) -> None:
         base = rows.get(BASELINE.get(key.split("/")[0], ""), {})
         if "step_s" in row and "step_s" in base:
             row["time_ratio"] = row["step_s"] / base["step_s"]
+            if "cpu_step_s" in row and "cpu_step_s" in base:
+                row["cpu_time_ratio"] = row["cpu_step_s"] / base["cpu_step_s"]
             row["memory_ratio"] = row["peak_mb"] / base["peak_mb"]
 
 
