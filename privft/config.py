@@ -167,7 +167,7 @@ class TrainConfig:
     # Experiment trackers to log to, all offline: tensorboard, mlflow, wandb (privft.tracking).
     report_to: list[str] = field(default_factory=list)
     # fsdp: with several processes, split the weights, gradients and optimizer state of a
-    # non-private recipe over the ranks (FSDP2); none: every rank holds the whole model.
+    # non-private recipe over the ranks (FSDP2). none: every rank stores the whole model.
     sharding: str = "none"
     lora: LoRASettings = field(default_factory=LoRASettings)
     dp: DPSettings = field(default_factory=DPSettings)

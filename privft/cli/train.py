@@ -129,7 +129,7 @@ def train(
         Sharding | None,
         typer.Option(
             help="fsdp: split the weights, gradients and optimizer state over the processes "
-            "(full and lora only); none: every process holds the whole model."
+            "(full and lora only). none: every process stores the whole model."
         ),
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,

@@ -61,7 +61,7 @@ class TrainerState:
     accountant_history: list[list[float]] = field(default_factory=list)
 
 
-# Full (unsharded) tensors, moved to the CPU of rank 0 only; the other ranks get empty dicts.
+# Full (unsharded) tensors on the CPU of rank 0. The other ranks get empty dicts.
 GATHER_TO_RANK0 = StateDictOptions(full_state_dict=True, cpu_offload=True)
 
 

@@ -119,7 +119,7 @@ class Trainer:
             self.forward_module = self.private.module
             self.optimizer = self.private.optimizer
         elif self.sharded:
-            # FSDP2 hooks into the model itself; no wrapper and no accelerate preparation.
+            # FSDP2 hooks into the model itself, so it needs no wrapper from accelerate.
             self.forward_module, self.optimizer = self.model, raw_optimizer
         else:
             # With several processes this wraps the model in DistributedDataParallel.
@@ -260,15 +260,14 @@ class Trainer:
         return -(-largest_share // self.config.physical_batch_size) - chunks
 
     def _gradient_sync(self, last: bool):
-        """Skip the gradient averaging over ranks on all but the last chunk (non-private runs)."""
-        if self.private is not None:
-            return nullcontext()
-        if self.sharded:
-            # Until the last chunk, FSDP2 accumulates unsharded gradients on each rank, and the
-            # last chunk's backward reduce-scatters the sum.
-            self.model.set_requires_gradient_sync(last)
-            return nullcontext()
-        if last:
+        """Skip DistributedDataParallel's gradient averaging on all but the last chunk.
+
+        A sharded model averages after every chunk instead. FSDP2 would otherwise keep the
+        unsharded gradient of every parameter on each rank until the last chunk, as much memory
+        as the whole model. The sum of per-chunk averages is the same gradient, at the cost of
+        one reduce-scatter per chunk.
+        """
+        if last or self.private is not None or self.sharded:
             return nullcontext()
         return self.accelerator.no_sync(self.forward_module)
 
@@ -414,7 +413,7 @@ class Trainer:
         state = self._state(self.stop_step)
         # The largest peak of any rank: each has a full copy of the model, or an equal slice.
         peak_memory_mb = job.max(state.peak_memory_mb)
-        # Gathering a sharded model's weights needs every rank; rank 0 gets them.
+        # Every rank takes part in gathering a sharded model's weights, and rank 0 gets them.
         final_weights = final_state_dict(self.model) if self.sharded else None
         if not job.is_main:
             # Leave with rank 0's finished run info, once rank 0 has written everything.

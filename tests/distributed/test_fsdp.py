@@ -233,9 +233,9 @@ def test_sharding_recorded(sharded, recipe):
 def test_each_rank_holds_a_slice(sharded, recipe):
     _, run_dir = sharded(recipe)
     total = read_json(run_dir / "run_info.json")["cost"]["total_params"]
-    held = [r["local_parameters"] for r in ranks(run_dir)]
-    assert sum(held) == total
-    assert max(held) < total
+    local_counts = [r["local_parameters"] for r in ranks(run_dir)]
+    assert sum(local_counts) == total
+    assert max(local_counts) < total
 
 
 @launches
