@@ -31,7 +31,6 @@ from test_two_processes import (
     launch_env,
     model_dir,
     one_process,
-    one_thread,
     ranks,
     read_json,
     read_log,
@@ -49,7 +48,7 @@ from privft.recipes import train
 from privft.recipes.adapters import add_lora
 
 # Fixtures shared with test_two_processes; listed so that pytest finds them in this module.
-__all__ = ["data_dir", "model_dir", "one_process", "one_thread"]
+__all__ = ["data_dir", "model_dir", "one_process"]
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning")
 
