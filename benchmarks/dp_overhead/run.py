@@ -155,7 +155,7 @@ def time_phases(trainer) -> dict[str, tuple[list[float], list[float]]]:
 
 
 def top_ops(profiler, steps: int, count: int = 12) -> list[dict]:
-    """The operators with the most self CPU time per step, in seconds."""
+    """Return the operators with the most self CPU time per step, in seconds."""
     averages = sorted(
         profiler.key_averages(), key=lambda event: event.self_cpu_time_total, reverse=True
     )

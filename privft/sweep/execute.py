@@ -17,7 +17,7 @@ from privft.sweep.plan import DatasetSpec, EvalSettings, PlannedRun, RunOutcome,
 logger = logging.getLogger(__name__)
 
 
-# 3. State of run folders -------------------------------------------------------------------------
+# 1. State of run folders -------------------------------------------------------------------------
 def run_state(run: PlannedRun) -> str:
     """Return ``evaluated``, ``trained``, ``started`` or ``new`` for a planned run's folder."""
     from privft.recipes.runinfo import read_run_info
@@ -66,7 +66,7 @@ def _differences(found: dict[str, Any], planned: dict[str, Any], prefix: str = "
     return out
 
 
-# 4. Running --------------------------------------------------------------------------------------
+# 2. Running --------------------------------------------------------------------------------------
 def write_plan(sweep: Sweep) -> Path:
     """Write each run's config under ``OUT/configs/`` (a ``privft train --config`` preset)."""
     folder = Path(sweep.out) / "configs"
