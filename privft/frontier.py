@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from privft.config import TrainConfig
 from privft.storage import atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -162,8 +163,11 @@ def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def run_setting(config: dict[str, Any]) -> dict[str, Any]:
     """Return the flattened settings that decide what a run learns: its config without the seed.
 
-    LoRA settings count only for LoRA recipes and DP settings only for DP recipes.
+    LoRA settings count only for LoRA recipes and DP settings only for DP recipes. The config
+    is first completed with this version's defaults, so a run saved before a setting existed
+    groups with runs that leave that setting at its default.
     """
+    config = _with_defaults(config)
     recipe = config.get("recipe")
     kept = dict(config)
     if recipe not in ("lora", "dp_lora"):
@@ -171,6 +175,15 @@ def run_setting(config: dict[str, Any]) -> dict[str, Any]:
     if recipe not in ("dp_sgd", "dp_lora"):
         kept.pop("dp", None)
     return {k: v for k, v in _flatten(kept).items() if k not in NOT_SETTINGS}
+
+
+def _with_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    """Return ``config`` with the settings it lacks at their defaults, if it is a valid config."""
+    try:
+        return TrainConfig(**config).to_dict()
+    except (TypeError, ValueError):
+        # A config from another privft version or a hand-made one: compare it as it is.
+        return config
 
 
 def _mean_ci(values: list[Any]) -> tuple[float | None, list[float] | None]:

@@ -267,3 +267,25 @@ def test_cli_bad_direction(tmp_path):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2
     assert "'up' is not one of" in result.output
+
+
+def test_missing_default_settings_merged(tmp_path):
+    """A run saved before a setting existed groups with runs that leave it at its default."""
+    old = {"epsilon": 8.0, "noise_multiplier": None}
+    new = {**old, "epsilon_budget": None, "sampling": "poisson"}
+    runs = [
+        fake_result(tmp_path, "a", "dp_sgd", 0, 0.1, 2.0, dp=old),
+        fake_result(tmp_path, "b", "dp_sgd", 1, 0.2, 2.0, dp=new, sharding="none"),
+    ]
+    points = aggregate(load_results(runs))
+    assert len(points) == 1
+    assert points[0].name == "dp_sgd"
+
+
+def test_non_default_new_setting_kept_apart(tmp_path):
+    runs = [
+        fake_result(tmp_path, "a", "dp_sgd", 0, 0.1, 2.0),
+        fake_result(tmp_path, "b", "dp_sgd", 1, 0.2, 2.0,
+                    dp={"epsilon": 8.0, "noise_multiplier": None, "sampling": "shuffle"}),
+    ]
+    assert len(aggregate(load_results(runs))) == 2
