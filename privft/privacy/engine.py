@@ -139,13 +139,22 @@ class PrivateTraining:
 
 
 def _check_supported(model: torch.nn.Module) -> None:
-    problems = ModuleValidator.validate(model, strict=False)
-    if problems:
-        names = "; ".join(str(p) for p in problems[:5])
-        raise UnsupportedModelError(
-            f"opacus cannot train this model privately: {names}. Freeze those modules "
-            "(for example train LoRA adapters with recipe dp_lora) or replace them"
-        )
+    """Raise UnsupportedModelError naming each module that opacus's validator rejects."""
+    if not ModuleValidator.validate(model, strict=False):
+        return
+    problems = []
+    for name, module in model.named_modules():
+        if next(module.children(), None) is not None:
+            continue
+        for error in ModuleValidator.validate(module, strict=False):
+            problems.append(f"{name or 'the model'} ({type(module).__name__}): {error}")
+    if not problems:
+        # Only a composite module was rejected; report opacus's own messages.
+        problems = [str(error) for error in ModuleValidator.validate(model, strict=False)]
+    raise UnsupportedModelError(
+        f"opacus cannot train this model privately: {'; '.join(problems[:5])}. Freeze those "
+        "modules (for example train LoRA adapters with recipe dp_lora) or replace them"
+    )
 
 
 def _check_optimizer_matches(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:

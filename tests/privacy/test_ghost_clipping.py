@@ -103,3 +103,15 @@ def test_explicit_mode_wins_over_auto_rule():
     large = meta_llama(1024)
     train_only_attention_queries(large)
     assert choose_grad_sample_mode("hooks", large) == "hooks"
+
+
+def test_unsupported_layer_error_names_module(tiny_model_dir):
+    model = load_model(str(tiny_model_dir("gpt_neox")))
+    model.gpt_neox.layers[1].mlp.act = torch.nn.BatchNorm1d(64)
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    plan = plan_privacy(DPSettings(), num_records=100, batch_size=10, epochs=1)
+    with pytest.raises(UnsupportedModelError) as raised:
+        make_private_training(model, optimizer, plan=plan, grad_sample_mode="hooks", seed=0)
+    message = str(raised.value)
+    assert "gpt_neox.layers.1.mlp.act (BatchNorm1d)" in message
+    assert "dp_lora" in message
