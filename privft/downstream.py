@@ -274,9 +274,9 @@ def pair_downstream(
             raise
         tokenizer = load_tokenizer(base)
     if adapter:
-        from peft import PeftModel
+        from privft.recipes.adapters import load_merged_adapter
 
-        model = PeftModel.from_pretrained(load_model(base), model_path).merge_and_unload()
+        model = load_merged_adapter(load_model(base), model_path)
     else:
         model = load_model(model_path)
     return add_downstream(results_path, model, tokenizer, tasks, **options)

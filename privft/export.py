@@ -102,12 +102,10 @@ def export_run(run_dir: Path, out: Path, *, merge: bool = False) -> dict[str, An
 
 
 def _write_merged(checkpoint: Path, base_path: str, out: Path) -> None:
-    from peft import PeftModel
-
     from privft.models import load_model, load_tokenizer
+    from privft.recipes.adapters import load_merged_adapter
 
-    base = load_model(base_path)
-    merged = PeftModel.from_pretrained(base, checkpoint).merge_and_unload()
+    merged = load_merged_adapter(load_model(base_path), checkpoint)
     merged.save_pretrained(out, safe_serialization=True)
     load_tokenizer(str(checkpoint)).save_pretrained(out)
 

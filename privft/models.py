@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers import PreTrainedTokenizerBase as Tokenizer
+from transformers.utils import logging as transformers_logging
 
 from privft.config import BUILTIN_MODEL, ConfigError
 
@@ -101,6 +104,23 @@ def pickle_only_weights(folder: Path) -> bool:
     return any(folder.glob("*.bin")) or any(folder.glob("*.bin.index.json"))
 
 
+@contextmanager
+def local_files_quietly(local: bool = True) -> Iterator[None]:
+    """Turn off transformers' progress bars while it reads or writes local model files.
+
+    transformers 5 draws a bar for every load and save of weights, which repeats on each privft
+    command. A load that may download from a hub (``local=False``) keeps its bars.
+    """
+    if not local or not transformers_logging.is_progress_bar_enabled():
+        yield
+        return
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        transformers_logging.enable_progress_bar()
+
+
 def load_model(
     name_or_path: str,
     *,
@@ -124,13 +144,14 @@ def load_model(
         )
     _check_remote_code(path, trust_remote_code)
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            path,
-            dtype=dtype,
-            # None: safetensors where present, else pickle weights (allowed by the caller).
-            use_safetensors=None if allow_pickle else True,
-            trust_remote_code=trust_remote_code,
-        )
+        with local_files_quietly(Path(path).is_dir()):
+            model = AutoModelForCausalLM.from_pretrained(
+                path,
+                dtype=dtype,
+                # None: safetensors where present, else pickle weights (allowed by the caller).
+                use_safetensors=None if allow_pickle else True,
+                trust_remote_code=trust_remote_code,
+            )
     except (OSError, ValueError) as err:
         raise ModelLoadError(_remote_code_hint(path) or _load_hint(path, "model")) from err
     model.eval()

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from peft import PeftModel
 
 from privft.config import read_run_config
 from privft.data import Dataset, load_dataset_dir
@@ -23,6 +22,7 @@ from privft.evaluation.scoring import TokenScores, score_records
 from privft.models import ModelLoadError, load_model, load_tokenizer, resolve_model_path
 from privft.privacy.ledger import read_privacy_ledger
 from privft.progress import ProgressBar
+from privft.recipes.adapters import load_merged_adapter
 from privft.recipes.runinfo import hardware, package_versions, read_run_info
 from privft.schemas import RESULTS_SCHEMA_VERSION
 from privft.storage import atomic_write_json
@@ -42,7 +42,7 @@ def load_finetuned(run_dir: Path, base_model: str) -> torch.nn.Module:
         )
     if (checkpoint / "adapter_config.json").exists():
         base = load_model(base_model)
-        return PeftModel.from_pretrained(base, checkpoint).merge_and_unload().eval()
+        return load_merged_adapter(base, checkpoint).eval()
     return load_model(str(checkpoint))
 
 
@@ -292,7 +292,7 @@ def _finish(results: dict[str, Any], path: Path, started: float) -> dict[str, An
 def _load_any(path: str, base: str) -> torch.nn.Module:
     """Load a model folder, or a LoRA adapter folder merged into ``base``."""
     if (Path(path) / "adapter_config.json").exists():
-        return PeftModel.from_pretrained(load_model(base), path).merge_and_unload().eval()
+        return load_merged_adapter(load_model(base), path).eval()
     return load_model(path)
 
 

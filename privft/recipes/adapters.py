@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 
@@ -39,6 +44,20 @@ def lora_targets(model: torch.nn.Module, settings: LoRASettings) -> list[str] | 
     return list(settings.target_modules)
 
 
+@contextmanager
+def _without_peft_deprecation() -> Iterator[None]:
+    """Hide the FutureWarning that peft 0.21 triggers by calling a transformers 5 API it deprecates.
+
+    The warning (``is_gradient_checkpointing`` is deprecated) comes from peft's own code, so
+    privft's users can do nothing about it.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning
+        )
+        yield
+
+
 def add_lora(model: torch.nn.Module, settings: LoRASettings) -> PeftModel:
     """Freeze the base model and add trainable LoRA adapters (B starts at zero)."""
     config = LoraConfig(
@@ -49,4 +68,11 @@ def add_lora(model: torch.nn.Module, settings: LoRASettings) -> PeftModel:
         bias="none",
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, config)
+    with _without_peft_deprecation():
+        return get_peft_model(model, config)
+
+
+def load_merged_adapter(base: torch.nn.Module, adapter_dir: str | Path) -> torch.nn.Module:
+    """Load a saved LoRA adapter onto ``base`` and merge it into the base weights."""
+    with _without_peft_deprecation():
+        return PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()

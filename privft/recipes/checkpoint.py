@@ -36,6 +36,7 @@ from torch.distributed.checkpoint.state_dict import (
 )
 
 from privft.distributed import is_main_process, is_sharded
+from privft.models import local_files_quietly
 from privft.storage import atomic_write_json, fsync_dir
 
 logger = logging.getLogger(__name__)
@@ -305,7 +306,8 @@ def save_final_model(
     tmp, old = run_dir / "checkpoint.tmp", run_dir / "checkpoint.old"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        model.save_pretrained(tmp, safe_serialization=True, state_dict=state_dict)
+        with local_files_quietly():
+            model.save_pretrained(tmp, safe_serialization=True, state_dict=state_dict)
         tokenizer.save_pretrained(tmp)
         _fsync_files(tmp)
     except IO_ERRORS as err:

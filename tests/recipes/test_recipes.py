@@ -306,3 +306,24 @@ def test_resume_matches_uninterrupted(monkeypatch, tmp_path, finished, data_dir,
                  if not torch.equal(resumed[name], uninterrupted[name])]
     assert differing == []
     assert info.cost["epsilon"] == expected_epsilon
+
+
+def test_local_load_and_adapters_print_nothing(tiny_model_dir, capfd):
+    """Loading a local model and adding adapters leave no progress bars or peft warnings."""
+    import warnings
+
+    from transformers.utils import logging as transformers_logging
+
+    from privft.config import LoRASettings
+    from privft.models import load_model
+    from privft.recipes.adapters import add_lora
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = load_model(str(tiny_model_dir("gpt_neox")))
+        add_lora(model, LoRASettings(r=2))
+    captured = capfd.readouterr()
+    assert "Loading weights" not in captured.err + captured.out
+    assert [w for w in caught if "is_gradient_checkpointing" in str(w.message)] == []
+    # The bars come back for everything else, hub downloads included.
+    assert transformers_logging.is_progress_bar_enabled()
