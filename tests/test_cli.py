@@ -107,3 +107,25 @@ def test_dp_train_prints_epsilon_within_target(tmp_path, tiny_model_dir, tiny_da
     assert 0 < ledger["epsilon"] <= 3.0
     assert ledger["target_epsilon"] == 3.0
     assert ledger["steps"] == ledger["planned_steps"]
+
+
+@pytest.mark.parametrize(
+    ("command", "extra"), [(["eval"], "privft[lm-eval]"), (["data", "tag"], "privft[presidio]")]
+)
+def test_help_keeps_install_extras(command, extra):
+    """Rich markup must not swallow the [extra] of an install command in help text."""
+    result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0
+    assert extra in result.output
+
+
+def test_dp_options_on_full_recipe_warn(tmp_path, tiny_model_dir, tiny_data_dir):
+    result = invoke(
+        "train", "--recipe", "full", "--data", tiny_data_dir, "--out", tmp_path / "run",
+        "--model", tiny_model_dir("gpt_neox"), "--epochs", 0.2, "--max-length", 32,
+        "--noise-multiplier", 1, "--epsilon-budget", 2, "--no-progress",
+    )
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert "recipe full is not differentially private" in output
+    assert "--noise-multiplier, --epsilon-budget have no effect" in output

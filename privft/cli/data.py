@@ -63,7 +63,7 @@ def tag(
         TagEngine,
         typer.Option(
             help="builtin: patterns (email, phone, card, account, date, postal code); presidio: "
-            'Presidio\'s recognizers on a blank spaCy pipeline (pip install "privft[presidio]").'
+            'Presidio\'s recognizers on a blank spaCy pipeline (pip install "privft\\[presidio]").'
         ),
     ] = TagEngine.builtin,
 ) -> None:

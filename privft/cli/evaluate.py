@@ -74,7 +74,7 @@ def evaluate(
         typer.Option(
             help="lm-evaluation-harness tasks to run on the fine-tuned model, comma-separated "
             "(hellaswag,arc_easy); stored under downstream in results.json. Needs "
-            '`pip install "privft[lm-eval]"` and the task data in the local datasets cache; '
+            '`pip install "privft\\[lm-eval]"` and the task data in the local datasets cache; '
             "skipped with the reason otherwise."
         ),
     ] = None,

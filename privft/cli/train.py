@@ -180,10 +180,26 @@ def train(
         missing = [name for name in ("data", "out") if not getattr(settings, name)]
         if missing:
             raise ConfigError(f"missing --{' and --'.join(missing)}")
+        _warn_unused_dp_options(settings, overrides["dp"])
         info = run_recipe(settings, show_progress=progress)
     except EXPECTED_ERRORS as err:
         fail(err)
     _print_run(settings.out, info)
+
+
+def _warn_unused_dp_options(settings, dp_options: dict) -> None:
+    """Warn when DP options are given to a recipe that does not use them."""
+    given = [
+        f"--{name.replace('_', '-')}" for name, value in dp_options.items() if value is not None
+    ]
+    if given and not settings.uses_dp:
+        console.print(
+            f"warning: recipe {settings.recipe} is not differentially private, so "
+            f"{', '.join(given)} {'has' if len(given) == 1 else 'have'} no effect; use recipe "
+            "dp_sgd or dp_lora for DP training",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _expect_processes(num_processes: int | None) -> None:
@@ -215,7 +231,8 @@ def _print_run(run_dir: str, info) -> None:
         )
     if cost.get("world_size", 1) > 1:
         line += f", {cost['world_size']} processes"
-    console.print(line + f" -> {run_dir}", highlight=False)
+    # soft_wrap: one line whatever the terminal width, so logs can be searched.
+    console.print(line + f" -> {run_dir}", highlight=False, soft_wrap=True)
 
 
 def resume(

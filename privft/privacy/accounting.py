@@ -192,10 +192,16 @@ def plan_privacy(
                 steps=1,
                 delta=delta,
             )
+            fix = (
+                f"the noise was calibrated for the target epsilon {settings.epsilon:g}; set "
+                "dp.epsilon_budget at or above the target, or lower dp.epsilon"
+                if settings.noise_multiplier is None
+                else "raise dp.epsilon_budget or dp.noise_multiplier"
+            )
             raise ValueError(
                 f"dp.epsilon_budget {budget:g} is below the epsilon of a single step "
                 f"({one_step:.4g} at noise multiplier {noise:.4g}, sample rate "
-                f"{sample_rate:.4g}); raise the budget or the noise multiplier"
+                f"{sample_rate:.4g}); {fix}"
             )
     return PrivacyPlan(
         noise_multiplier=float(noise),

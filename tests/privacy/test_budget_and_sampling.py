@@ -214,3 +214,9 @@ def test_shuffle_warns_and_reaches_frontier(shuffle_run, tiny_model_dir, data_di
     rows = frontier_table(points, "test_nonsensitive_nll_nats", "sensitive_gap", set())
     assert rows[0]["epsilon_approximate"] is True
     assert torch.isfinite(torch.tensor(results["cost"]["epsilon"]))
+
+
+def test_budget_below_target_names_the_target():
+    settings_ = DPSettings(epsilon=8.0, epsilon_budget=0.01)
+    with pytest.raises(ValueError, match=r"calibrated for the target epsilon 8; set dp.epsilon_budget"):
+        plan_privacy(settings_, num_records=100, batch_size=10, epochs=1)
