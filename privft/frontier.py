@@ -245,7 +245,8 @@ def _name_points(points: list[Point]) -> None:
     for point in points:
         parts = [point.recipe]
         for key in varying:
-            if key in point.settings:
+            # An unset value (such as no noise multiplier beside a target epsilon) names nothing.
+            if point.settings.get(key) is not None:
                 parts.append(_label_part(key, point.settings[key]))
         point.name = "-".join(parts)
     seen: dict[str, int] = {}

@@ -289,3 +289,13 @@ def test_non_default_new_setting_kept_apart(tmp_path):
                     dp={"epsilon": 8.0, "noise_multiplier": None, "sampling": "shuffle"}),
     ]
     assert len(aggregate(load_results(runs))) == 2
+
+
+def test_unset_settings_left_out_of_names(tmp_path):
+    runs = [
+        fake_result(tmp_path, "a", "dp_sgd", 0, 0.1, 2.0),
+        fake_result(tmp_path, "b", "dp_sgd", 0, 0.2, 2.0,
+                    dp={"epsilon": None, "noise_multiplier": 1.0, "epsilon_budget": 2.0}),
+    ]
+    names = sorted(p.name for p in aggregate(load_results(runs)))
+    assert names == ["dp_sgd-eps8", "dp_sgd-epsilon_budget=2-nm1"]
