@@ -69,7 +69,9 @@ def run_demo(out: Path, plan: DemoPlan = DemoPlan(), *, show_progress: bool = Tr
 # worse utility. Rank 1 is the safest (or most useful) recipe.
 RANKED_MEASURES = {
     "sensitive_gap": "nats/token; higher = more PII memorized",
-    "exposure_max": "bits; higher = a canary is easier to extract",
+    # The canaries inserted most often: the maximum over all inserted canaries mostly follows the
+    # base model's prior for whichever secret it happens to rank high.
+    "exposure_r16": "bits for canaries inserted 16 times; higher = easier to extract",
     "mia_auc": "0.5 = chance; higher = membership easier to infer",
     "test_nonsensitive_nll_nats": "nats/token on held-out text; lower = better utility",
     "train_time_s": "seconds of training",

@@ -34,7 +34,7 @@ def demo(
     for column in (
         "run",
         "sensitive_gap",
-        "exposure_max",
+        "exposure r16",
         "mia_auc",
         "test NLL",
         "epsilon",
@@ -49,7 +49,7 @@ def demo(
                 format_number(m.get(k))
                 for k in (
                     "sensitive_gap",
-                    "exposure_max",
+                    "exposure_r16",
                     "mia_auc",
                     "test_nonsensitive_nll_nats",
                     "epsilon",
