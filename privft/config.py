@@ -304,7 +304,12 @@ def load_config(preset: Path | None = None, overrides: dict[str, Any] | None = N
         clean = _drop_unset(overrides)
         _check_keys(clean, "overrides")
         values = _merge(values, _noise_replaces_epsilon(clean))
-    return TrainConfig(**_noise_replaces_epsilon(values))
+    try:
+        return TrainConfig(**_noise_replaces_epsilon(values))
+    except ConfigError as err:
+        if preset is None:
+            raise
+        raise ConfigError(f"{err}\n(settings from {preset} and the command line)") from None
 
 
 def _noise_replaces_epsilon(values: dict[str, Any]) -> dict[str, Any]:

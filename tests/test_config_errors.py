@@ -222,3 +222,15 @@ def test_cli_max_length_beyond_positions(tmp_path, tiny_data_dir, tiny_model_dir
     )  # fmt: skip
     assert code == 1
     assert "set max_length (--max-length) to 256 or less" in output
+
+
+def test_preset_error_names_the_file(tmp_path):
+    from privft.config import ConfigError, load_config
+
+    preset = tmp_path / "bad.yaml"
+    preset.write_text("recipe: dp_sgd\ndp:\n  sampling: rand\n")
+    with pytest.raises(ConfigError) as raised:
+        load_config(preset)
+    message = str(raised.value)
+    assert "dp.sampling 'rand' is unknown; valid: poisson, shuffle" in message
+    assert str(preset) in message
