@@ -121,7 +121,7 @@ def evaluate(
                 Console(stderr=True).print(downstream.describe(block), highlight=False)
         except EXPECTED_ERRORS as err:
             fail(err)
-        _print_measures(Path(out).name, results["measures"])
+        _print_measures(Path(out).name, results)
         return
     if not run_dirs:
         fail(ValueError("nothing to evaluate: pass run folders, or --model with --base"))
@@ -136,15 +136,20 @@ def evaluate(
             log_evaluation(run_dir, results)
         except EXPECTED_ERRORS as err:
             fail(err)
-        _print_measures(run_dir.name, results["measures"])
+        _print_measures(run_dir.name, results)
 
 
-def _print_measures(name: str, measures: dict) -> None:
+def _print_measures(name: str, results: dict) -> None:
     table = Table(title=f"{name}: results.json measures")
     table.add_column("measure")
     table.add_column("value", justify="right")
-    for key, value in measures.items():
-        table.add_row(key, "-" if value is None else f"{value:.4g}")
+    approximate = bool((results.get("privacy") or {}).get("approximate"))
+    for key, value in results["measures"].items():
+        shown = "-" if value is None else f"{value:.4g}"
+        if key == "epsilon" and value is not None and approximate:
+            # privacy.json's approximate_reasons says why; `privft report` prints it.
+            shown += " (approximate)"
+        table.add_row(key, shown)
     Console().print(table)
 
 

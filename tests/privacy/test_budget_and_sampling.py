@@ -218,5 +218,18 @@ def test_shuffle_warns_and_reaches_frontier(shuffle_run, tiny_model_dir, data_di
 
 def test_budget_below_target_names_the_target():
     settings_ = DPSettings(epsilon=8.0, epsilon_budget=0.01)
-    with pytest.raises(ValueError, match=r"calibrated for the target epsilon 8; set dp.epsilon_budget"):
+    expected = r"calibrated for the target epsilon 8; set dp.epsilon_budget"
+    with pytest.raises(ValueError, match=expected):
         plan_privacy(settings_, num_records=100, batch_size=10, epochs=1)
+
+
+def test_eval_table_marks_approximate_epsilon(shuffle_run):
+    out, _ = shuffle_run
+    result = CliRunner().invoke(
+        app,
+        ["eval", str(out), "--exposure", "sampled", "--exposure-samples", "50", "--no-progress"],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    line = next(row for row in result.output.splitlines() if "│ epsilon " in row)
+    assert "(approximate)" in line
