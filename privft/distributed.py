@@ -195,6 +195,9 @@ def start_job() -> Job:
     check_launch_type(accelerator.distributed_type)
     if job.distributed:
         logger.info("rank %d of %d on %s", job.rank, job.world_size, job.device)
+        if not job.is_main:
+            # Every rank reads the same data and config, so their warnings would repeat rank 0's.
+            logging.getLogger("privft").setLevel(logging.ERROR)
     return job
 
 
