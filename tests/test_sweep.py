@@ -258,6 +258,7 @@ def test_cli_dry_run_prints_commands(tmp_path):
     result = CliRunner().invoke(app, ["sweep", str(sweep_file), "--dry-run"])
     assert result.exit_code == 0, result.output
     assert len(result.stdout.strip().splitlines()) == 36
+    assert "draws the frontiers under" in " ".join(result.stderr.split())
 
 
 def test_cli_ray_address_needs_backend(tmp_path):

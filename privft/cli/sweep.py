@@ -75,6 +75,14 @@ def sweep(
             write_plan(plan)
             for line in shell_commands(plan, runs):
                 print(line)
+            # On stderr, so that stdout stays one command per run for scheduler arrays.
+            console.print(
+                f"{len(runs)} commands written. When they have all finished, `privft sweep "
+                f"{sweep_file}{f' --out {out}' if out else ''}` skips every run and draws the "
+                f"frontiers under {plan.out}/frontier/",
+                highlight=False,
+                soft_wrap=True,
+            )
             return
         states = Counter(run_state(run) for run in runs)
         console.print(
