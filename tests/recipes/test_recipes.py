@@ -318,12 +318,18 @@ def test_local_load_and_adapters_print_nothing(tiny_model_dir, capfd):
     from privft.models import load_model
     from privft.recipes.adapters import add_lora
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        model = load_model(str(tiny_model_dir("gpt_neox")))
-        add_lora(model, LoRASettings(r=2))
+    enabled_before = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.enable_progress_bar()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = load_model(str(tiny_model_dir("gpt_neox")))
+            add_lora(model, LoRASettings(r=2))
+        # The bars come back for everything else, hub downloads included.
+        assert transformers_logging.is_progress_bar_enabled()
+    finally:
+        if not enabled_before:
+            transformers_logging.disable_progress_bar()
     captured = capfd.readouterr()
     assert "Loading weights" not in captured.err + captured.out
     assert [w for w in caught if "is_gradient_checkpointing" in str(w.message)] == []
-    # The bars come back for everything else, hub downloads included.
-    assert transformers_logging.is_progress_bar_enabled()
