@@ -215,7 +215,7 @@ def shutdown() -> None:
     if not dist.is_available() or not dist.is_initialized():
         return
     # Sharded two-process runs on gloo (torch 2.13, CPU) aborted at exit with the error above in
-    # 4 of 16 tries; with this collection first, 20 of 20 exited cleanly.
+    # 4 of 16 tries. With this collection first, 20 of 20 exited cleanly.
     # NOTE: that the cause is an FSDP2 model kept alive by reference cycles is inferred from
     # those counts, not traced.
     gc.collect()

@@ -112,7 +112,7 @@ class Point:
     mean: dict[str, float | None]
     ci95: dict[str, list[float] | None] = field(default_factory=dict)
     seeds: list[Any] = field(default_factory=list)
-    # True when any of its runs reports an approximate epsilon (privacy.json says why).
+    # True when any of its runs reports an approximate epsilon (privacy.json gives the reason).
     epsilon_approximate: bool = False
 
 

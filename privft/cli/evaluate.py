@@ -145,11 +145,11 @@ def _print_measures(name: str, results: dict) -> None:
     table.add_column("value", justify="right")
     approximate = bool((results.get("privacy") or {}).get("approximate"))
     for key, value in results["measures"].items():
-        shown = "-" if value is None else f"{value:.4g}"
+        cell = "-" if value is None else f"{value:.4g}"
         if key == "epsilon" and value is not None and approximate:
-            # privacy.json's approximate_reasons says why; `privft report` prints it.
-            shown += " (approximate)"
-        table.add_row(key, shown)
+            # privacy.json's approximate_reasons gives the reason, and `privft report` prints it.
+            cell += " (approximate)"
+        table.add_row(key, cell)
     Console().print(table)
 
 

@@ -189,14 +189,15 @@ def train(
 
 def _warn_unused_dp_options(settings, dp_options: dict) -> None:
     """Warn when DP options are given to a recipe that does not use them."""
-    given = [
+    given_options = [
         f"--{name.replace('_', '-')}" for name, value in dp_options.items() if value is not None
     ]
-    if given and not settings.uses_dp:
+    if given_options and not settings.uses_dp:
+        verb = "has" if len(given_options) == 1 else "have"
         console.print(
             f"warning: recipe {settings.recipe} is not differentially private, so "
-            f"{', '.join(given)} {'has' if len(given) == 1 else 'have'} no effect; use recipe "
-            "dp_sgd or dp_lora for DP training",
+            f"{', '.join(given_options)} {verb} no effect; use recipe dp_sgd or dp_lora for DP "
+            "training",
             highlight=False,
             soft_wrap=True,
         )

@@ -64,7 +64,7 @@ class PrivacyPlan:
     target_epsilon: float | None
     expected_batch_size: int
     num_records: int
-    # The most epsilon the run may spend, and the number of steps that stays within it.
+    # The maximum epsilon the run may spend, and the number of steps that stays within it.
     budget: float | None = None
     budget_steps: int | None = None
     sampling: str = "poisson"

@@ -13,7 +13,7 @@ def write_privacy_ledger(run_dir: Path, private: Any) -> dict[str, Any]:
     """Record accountant, noise, clipping, sample rate, steps, epsilon and delta.
 
     ``approximate`` is true when the epsilon is not a proven bound for the run that happened;
-    ``approximate_reasons`` then says why.
+    ``approximate_reasons`` then gives the reasons.
     """
     plan = private.plan
     reasons = plan.approximate_reasons

@@ -53,17 +53,17 @@ def epsilon_after(steps: int, *, delta: float) -> float:
     budget=st.floats(0.05, 20.0),
 )
 @settings(max_examples=25, deadline=None)
-def test_steps_within_budget_is_the_last_step_under_it(noise, rate, steps, budget):
-    kept = steps_within_budget(accountant="rdp", noise_multiplier=noise, sample_rate=rate,
+def test_steps_within_budget_last_under(noise, rate, steps, budget):
+    steps_kept = steps_within_budget(accountant="rdp", noise_multiplier=noise, sample_rate=rate,
                                steps=steps, delta=1e-5, budget=budget)
     def spent(count):
         return compute_epsilon(accountant="rdp", noise_multiplier=noise, sample_rate=rate,
                                steps=count, delta=1e-5)
 
-    assert 0 <= kept <= steps
-    assert spent(kept) <= budget
-    if kept < steps:
-        assert spent(kept + 1) > budget
+    assert 0 <= steps_kept <= steps
+    assert spent(steps_kept) <= budget
+    if steps_kept < steps:
+        assert spent(steps_kept + 1) > budget
 
 
 def test_target_epsilon_plan_runs_every_step():
@@ -74,7 +74,7 @@ def test_target_epsilon_plan_runs_every_step():
     assert plan.planned_epsilon <= 2.0
 
 
-def test_budget_below_one_step_is_refused():
+def test_budget_below_one_step_rejected():
     settings_ = DPSettings(epsilon=None, noise_multiplier=0.3, epsilon_budget=0.01)
     with pytest.raises(ValueError, match=r"epsilon_budget 0.01 is below the epsilon of a single"):
         plan_privacy(settings_, num_records=100, batch_size=10, epochs=1)
@@ -102,14 +102,18 @@ def test_budget_stops_before_passing_it(budget_run):
     out, info, budget, planned, delta = budget_run
     ledger = json.loads((out / "privacy.json").read_text())
     assert info.status == "completed"
-    assert ledger["steps"] == 5 and ledger["planned_steps"] == planned
-    assert ledger["stopped_by_budget"] is True and ledger["epsilon_budget"] == budget
+    assert ledger["steps"] == 5
+    assert ledger["planned_steps"] == planned
+    assert ledger["stopped_by_budget"] is True
+    assert ledger["epsilon_budget"] == budget
     assert ledger["epsilon"] <= budget < epsilon_after(6, delta=delta)
     assert ledger["epsilon"] == pytest.approx(epsilon_after(5, delta=delta), rel=1e-12)
-    assert info.cost["steps"] == 5 and info.cost["stopped_by"] == "epsilon_budget"
+    assert info.cost["steps"] == 5
+    assert info.cost["stopped_by"] == "epsilon_budget"
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert [row["step"] for row in log] == [1, 2, 3, 4, 5]
-    assert (out / "checkpoint").is_dir() and not (out / "state").exists()
+    assert (out / "checkpoint").is_dir()
+    assert not (out / "state").exists()
 
 
 def test_budget_stop_reaches_results(budget_run):
@@ -131,7 +135,7 @@ def test_budget_stop_is_announced(tmp_path, tiny_model_dir, data_dir):
     assert "stopped by the epsilon budget at step 3 of 20" in " ".join(result.output.split())
 
 
-def test_resume_of_budget_run_stops_at_the_same_step(tmp_path, tiny_model_dir, data_dir):
+def test_budget_run_resumes_to_same_stop(tmp_path, tiny_model_dir, data_dir):
     """A run killed before its budget step resumes and stops at that same step."""
     delta = 1 / (10 * NUM_TRAIN)
     budget = (epsilon_after(5, delta=delta) + epsilon_after(6, delta=delta)) / 2
@@ -154,7 +158,8 @@ def test_resume_of_budget_run_stops_at_the_same_step(tmp_path, tiny_model_dir, d
         trainer_module.Trainer._train_step = original
     info = train(cfg, show_progress=False)
     ledger = json.loads((tmp_path / "run" / "privacy.json").read_text())
-    assert info.status == "completed" and ledger["steps"] == 5
+    assert info.status == "completed"
+    assert ledger["steps"] == 5
     assert ledger["epsilon"] == pytest.approx(epsilon_after(5, delta=delta), rel=1e-12)
 
 
@@ -168,7 +173,7 @@ def test_shuffle_plan_counts_batches_per_epoch():
     assert poisson.approximate_reasons == []
 
 
-def test_unknown_sampling_is_refused():
+def test_unknown_sampling_rejected():
     with pytest.raises(ConfigError, match=r"dp.sampling 'uniform' is unknown; valid: poisson"):
         DPSettings(sampling="uniform")
 
@@ -184,7 +189,8 @@ def shuffle_run(tmp_path_factory, tiny_model_dir, data_dir):
 def test_shuffle_run_is_marked_approximate(shuffle_run):
     out, info = shuffle_run
     ledger = json.loads((out / "privacy.json").read_text())
-    assert ledger["sampling"] == "shuffle" and ledger["approximate"] is True
+    assert ledger["sampling"] == "shuffle"
+    assert ledger["approximate"] is True
     assert "Chua et al." in ledger["approximate_reasons"][0]
     assert ledger["steps"] == 7  # every record once: 6 batches of 4 and one of 2
     assert info.cost["epsilon_approximate"] is True
@@ -196,7 +202,8 @@ def test_poisson_run_is_not_approximate(tmp_path, tiny_model_dir, data_dir):
     cfg = config(tmp_path / "run", data_dir, tiny_model_dir("gpt2"), epochs=0.3)
     info = train(cfg, show_progress=False)
     ledger = json.loads((tmp_path / "run" / "privacy.json").read_text())
-    assert ledger["approximate"] is False and ledger["approximate_reasons"] == []
+    assert ledger["approximate"] is False
+    assert ledger["approximate_reasons"] == []
     assert info.cost["epsilon_approximate"] is False
 
 

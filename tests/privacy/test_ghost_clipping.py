@@ -81,18 +81,18 @@ def train_only_attention_queries(model: torch.nn.Module) -> None:
         param.requires_grad = name.endswith("q_proj.weight")
 
 
-def test_auto_picks_functorch_for_adapters_on_large_model():
+def test_auto_functorch_adapters_large_model():
     large = meta_llama(1024)
     assert sum(p.numel() for p in large.parameters()) >= FUNCTORCH_MIN_PARAMETERS
     train_only_attention_queries(large)
     assert choose_grad_sample_mode("auto", large) == "functorch"
 
 
-def test_auto_keeps_hooks_for_full_training_on_large_model():
+def test_auto_hooks_full_large_model():
     assert choose_grad_sample_mode("auto", meta_llama(1024)) == "hooks"
 
 
-def test_auto_keeps_hooks_for_adapters_on_small_model():
+def test_auto_hooks_adapters_small_model():
     small = meta_llama(64)
     assert sum(p.numel() for p in small.parameters()) < FUNCTORCH_MIN_PARAMETERS
     train_only_attention_queries(small)
