@@ -15,8 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-from scipy import stats
+from collect import mean_interval, setting_of
 
 COLUMNS = {
     "utility_gain": "utility gain (nats/token)",
@@ -29,13 +28,6 @@ COLUMNS = {
     "epsilon": "epsilon",
 }
 RECIPES = ["base", "full", "lora", "dp_sgd", "dp_lora"]
-
-
-def setting(result: dict) -> str:
-    config = result["run"]["config"]
-    if config["recipe"] in ("dp_sgd", "dp_lora"):
-        return f"{config['recipe']} eps{config['dp']['epsilon']:g}"
-    return config["recipe"]
 
 
 def values(result: dict) -> dict[str, float | None]:
@@ -51,11 +43,8 @@ def cell(numbers: list[float | None]) -> str:
     numbers = [x for x in numbers if x is not None]
     if not numbers:
         return "-"
-    mean = float(np.mean(numbers))
-    if len(numbers) < 2:
-        return f"{mean:.3f}"
-    half = stats.t.ppf(0.975, len(numbers) - 1) * stats.sem(numbers)
-    return f"{mean:.3f} ± {half:.3f}"
+    mean, half = mean_interval(numbers)
+    return f"{mean:.3f}" if half is None else f"{mean:.3f} ± {half:.3f}"
 
 
 def main(sweep_out: Path) -> None:
@@ -63,7 +52,7 @@ def main(sweep_out: Path) -> None:
     for path in sorted(sweep_out.glob("runs/*/results.json")):
         result = json.loads(path.read_text())
         domain = path.parent.name.split("-")[0]
-        by_domain.setdefault(domain, {}).setdefault(setting(result), []).append(values(result))
+        by_domain.setdefault(domain, {}).setdefault(setting_of(result), []).append(values(result))
     for domain in sorted(by_domain):
         base_file = sweep_out / "base_eval" / domain / "results.json"
         if base_file.exists():
